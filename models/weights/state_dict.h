@@ -1,0 +1,48 @@
+// Checkpoint files -> named tensors. The readers accept what users actually have on disk:
+// safetensors, torch.save zip archives (plain dict or OrderedDict state dicts, fp16/fp32, any
+// archive root name, .pt/.bin/.ckpt) and TorchScript archives (OpenAI's released .pt files).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace clipshard {
+
+// Tensor name -> tensor exactly as stored (CPU, stored dtype, contiguous).
+using StateDict = std::map<std::string, at::Tensor>;
+
+// A checkpoint that cannot be read: the message names the file and what is wrong with it
+// (truncated archive, header lying about sizes, unsupported pickle opcode, ...).
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class CheckpointFormat { kSafetensors, kTorchZip, kTorchScript };
+
+// Detects the format from the file's bytes (not its extension). Throws CheckpointError when it is
+// none of the supported formats.
+CheckpointFormat detect_checkpoint_format(const std::filesystem::path& file);
+
+// Reads any supported checkpoint. Throws CheckpointError.
+StateDict read_checkpoint(const std::filesystem::path& file);
+
+StateDict read_safetensors(const std::filesystem::path& file);
+// torch.save zip archive whose top-level object is a dict/OrderedDict of tensors (possibly nested
+// one level under "state_dict"/"model", as Lightning .ckpt files do).
+StateDict read_torch_zip(const std::filesystem::path& file);
+// TorchScript archive: parameters and buffers of the module tree, named as in state_dict().
+StateDict read_torchscript(const std::filesystem::path& file);
+
+// Writers used to create random-weight models in real formats (tests, demo, benchmarks).
+void write_safetensors(const std::filesystem::path& file, const StateDict& tensors);
+// A torch.save-compatible zip (readable by Python's torch.load and by read_torch_zip) holding an
+// OrderedDict state dict; `archive_root` is the top folder name inside the zip.
+void write_torch_zip(const std::filesystem::path& file, const StateDict& tensors,
+                     const std::string& archive_root = "archive");
+
+}  // namespace clipshard
