@@ -1,0 +1,126 @@
+#include <fstream>
+
+#include "common/test_paths.h"
+#include "shard/atomic_file.h"
+#include "shard/merge.h"
+#include "shard/run_directory.h"
+
+namespace clipshard {
+namespace {
+
+void write_shard(const RunDirectory& dir, int64_t id, const std::vector<std::string>& rows,
+                 const std::vector<float>& sims, int rank = 1) {
+  auto parts = dir.shard_parts(id);
+  std::string out;
+  for (const auto& r : rows) out += r + "\n";
+  write_file_atomically(parts.output, out);
+  write_file_atomically(parts.sims, std::string(reinterpret_cast<const char*>(sims.data()),
+                                                sims.size() * sizeof(float)));
+  write_file_atomically(parts.errors, "{\"line\":" + std::to_string(id) + "}\n");
+  nlohmann::json done = {{"shard", id}, {"rank", rank}, {"rows", rows.size()},
+                         {"errors", {{"file_not_found", 1}}}};
+  write_file_atomically(parts.done, done.dump());
+}
+
+TEST(AtomicFile, AppearsOnlyOnCommit) {
+  testing::TempDir tmp;
+  const auto path = tmp.path() / "f.txt";
+  {
+    AtomicFile f(path);
+    f.write("abc");
+    EXPECT_FALSE(std::filesystem::exists(path));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+  {
+    AtomicFile f(path);
+    f.write("abc");
+    f.commit();
+  }
+  EXPECT_EQ(read_file(path), "abc");
+}
+
+TEST(AtomicFile, UnwritableDirectoryIsAClearError) {
+  try {
+    AtomicFile f("/proc/clipshard-cannot-write-here/x");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create"), std::string::npos);
+  }
+}
+
+TEST(RunLock, SecondHolderIsRefused) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  RunLock first(dir.lock());
+  try {
+    RunLock second(dir.lock());
+    FAIL() << "second lock acquired";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another clipshard run"), std::string::npos);
+  }
+}
+
+TEST(RunState, ResumeAndChangeDetection) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  RunIdentity id{{{"threshold", 0.25}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3};
+  EXPECT_EQ(check_or_write_state(dir, id), StateCheck::kNewRun);
+  EXPECT_EQ(check_or_write_state(dir, id), StateCheck::kResume);
+  RunIdentity changed = id;
+  changed.config["threshold"] = 0.3;
+  try {
+    check_or_write_state(dir, changed);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("/threshold"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--restart"), std::string::npos);
+  }
+  RunIdentity other_input = id;
+  other_input.manifests[0]["path"] = "b";
+  EXPECT_THROW(check_or_write_state(dir, other_input), std::runtime_error);
+  dir.clear_for_restart();
+  EXPECT_EQ(check_or_write_state(dir, changed), StateCheck::kNewRun);
+}
+
+TEST(Merge, KeepsPlanOrderAndAppliesThreshold) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  // Written out of order on purpose: the merge follows shard ids.
+  write_shard(dir, 1, {"c", "d"}, {0.9f, 0.1f}, 2);
+  write_shard(dir, 0, {"a", "b"}, {0.3f, 0.2f}, 1);
+  auto result = merge_shards(dir, 2, {{"ImageClipFilter", 0.25, std::nullopt}});
+  EXPECT_EQ(read_file(dir.output()), "a\nc\n");
+  EXPECT_EQ(read_file(dir.errors()), "{\"line\":0}\n{\"line\":1}\n");
+  EXPECT_EQ(result.rows_out, 2);
+  EXPECT_EQ(result.filters[0].kept, 2);
+  EXPECT_EQ(result.filters[0].dropped, 2);
+  EXPECT_EQ(result.shard_totals["rows"], 4);
+  EXPECT_EQ(result.shard_totals["errors"]["file_not_found"], 2);
+  EXPECT_EQ(result.per_rank["2"]["rows"], 2);
+}
+
+TEST(Merge, TopFractionIsExactAndSequential) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  // Two filters: first keeps sim0 >= 0.5, second keeps the top 50% of the survivors by sim1.
+  write_shard(dir, 0, {"r0", "r1", "r2"}, {0.9f, 0.10f, 0.4f, 0.99f, 0.6f, 0.30f});
+  write_shard(dir, 1, {"r3", "r4"}, {0.7f, 0.20f, 0.8f, 0.25f});
+  std::vector<FilterRule> rules = {{"f1", 0.5, std::nullopt}, {"f2", 0.0, 0.5}};
+  auto result = merge_shards(dir, 2, rules);
+  // Survivors of f1: r0 (0.10), r2 (0.30), r3 (0.20), r4 (0.25): k = 2 -> cutoff 0.25.
+  EXPECT_EQ(read_file(dir.output()), "r2\nr4\n");
+  EXPECT_FLOAT_EQ(static_cast<float>(result.filters[1].effective_threshold), 0.25f);
+  EXPECT_EQ(result.filters[1].rows_in, 4);
+  EXPECT_EQ(result.filters[1].kept, 2);
+}
+
+TEST(Merge, UnfinishedShardIsAnError) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  write_shard(dir, 0, {"a"}, {0.5f});
+  EXPECT_THROW(merge_shards(dir, 2, {{"f", 0.1, std::nullopt}}), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace clipshard
