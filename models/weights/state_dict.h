@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <stdexcept>
@@ -38,11 +40,32 @@ StateDict read_torch_zip(const std::filesystem::path& file);
 // TorchScript archive: parameters and buffers of the module tree, named as in state_dict().
 StateDict read_torchscript(const std::filesystem::path& file);
 
+// In-memory parsers behind read_safetensors / read_torch_zip (also the fuzz entry points). `name`
+// is only used in error messages. They never trust the bytes: every size, offset, shape and
+// opcode is validated and any violation throws CheckpointError. The returned tensors own their
+// memory (nothing points into `data` afterwards).
+StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name);
+// `verify_crc` checks the CRC-32 of every zip entry that is read (the fuzzer turns it off so that
+// it can reach the pickle interpreter).
+StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& name,
+                          bool verify_crc = true);
+
 // Writers used to create random-weight models in real formats (tests, demo, benchmarks).
 void write_safetensors(const std::filesystem::path& file, const StateDict& tensors);
 // A torch.save-compatible zip (readable by Python's torch.load and by read_torch_zip) holding an
 // OrderedDict state dict; `archive_root` is the top folder name inside the zip.
 void write_torch_zip(const std::filesystem::path& file, const StateDict& tensors,
                      const std::string& archive_root = "archive");
+
+struct TorchZipWriteOptions {
+  std::string archive_root = "archive";  // top folder inside the zip (torch.save uses the stem)
+  bool force_zip64 = false;  // zip64 records even when not needed (tests the zip64 paths; they are
+                             // always written when an entry or offset passes 4 GiB)
+};
+// As above. Tensors that share a storage (views, e.g. slices of one buffer) are written as one
+// storage plus (offset, size, stride), exactly as torch.save does; the writers throw
+// CheckpointError when the file cannot be written.
+void write_torch_zip(const std::filesystem::path& file, const StateDict& tensors,
+                     const TorchZipWriteOptions& options);
 
 }  // namespace clipshard
