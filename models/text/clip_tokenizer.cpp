@@ -1,0 +1,350 @@
+#include "models/text/clip_tokenizer.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+#include "models/text/ftfy_lite.h"
+#include "models/text/python_text.h"
+#include "models/text/unicode_text.h"
+
+#ifndef CLIPSHARD_DEFAULT_BPE_PATH
+#define CLIPSHARD_DEFAULT_BPE_PATH "bpe_simple_vocab_16e6.txt.gz"
+#endif
+
+namespace clipshard {
+namespace {
+
+using text::BpeModel;
+
+constexpr std::u32string_view kStartText = U"<|startoftext|>";
+constexpr std::u32string_view kEndText = U"<|endoftext|>";
+// Work unit of the streaming pipelines, in code points (a piece ends at the next safe cut after it).
+constexpr std::size_t kPieceHint = 4096;
+
+// Character equality of the official pattern, compiled with re.IGNORECASE by the `regex` module:
+// a lower-case ASCII literal also matches its upper case and, for 's'/'k', U+017F / U+212A.
+bool literal_matches(char32_t c, char32_t lit, bool ignore_case) {
+  if (c == lit) return true;
+  if (!ignore_case) return false;
+  if (lit >= 'a' && lit <= 'z' && c == lit - 32) return true;
+  return (lit == 's' && c == 0x17F) || (lit == 'k' && c == 0x212A);
+}
+
+std::size_t match_literal(std::u32string_view s, std::size_t i, std::u32string_view lit,
+                          bool ignore_case) {
+  if (s.size() - i < lit.size()) return 0;
+  for (std::size_t k = 0; k < lit.size(); ++k) {
+    if (!literal_matches(s[i + k], lit[k], ignore_case)) return 0;
+  }
+  return lit.size();
+}
+
+// Splits like `regex.findall(pat, text)` with
+// pat = <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+// openai: the official re.IGNORECASE pattern (case-insensitive literals; under IGNORECASE the
+// `regex` module also counts U+0345, whose other cases are letters, as \p{L}); otherwise the
+// case-sensitive Hugging Face split (whose special tokens were split off before).
+// emit(token) returns false to stop; returns false when stopped.
+template <class Emit>
+bool pretokenize(std::u32string_view s, bool openai, Emit&& emit) {
+  static constexpr std::u32string_view kContractions[] = {U"'s", U"'t", U"'re", U"'ve",
+                                                          U"'m", U"'ll", U"'d"};
+  const auto letter = [openai](char32_t c) { return text::is_letter(c) || (openai && c == 0x345); };
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const char32_t c = s[i];
+    std::size_t len = 0;
+    if (openai && c == '<') {
+      len = match_literal(s, i, kStartText, true);
+      if (len == 0) len = match_literal(s, i, kEndText, true);
+    }
+    if (len == 0 && c == '\'') {
+      for (std::u32string_view lit : kContractions) {
+        if ((len = match_literal(s, i, lit, openai)) != 0) break;
+      }
+    }
+    if (len == 0) {
+      std::size_t j = i;
+      if (letter(c)) {
+        while (j < n && letter(s[j])) ++j;
+      } else if (text::is_number(c)) {
+        j = i + 1;
+      } else if (!text::is_unicode_white_space(c)) {
+        while (j < n && !text::is_unicode_white_space(s[j]) && !letter(s[j]) &&
+               !text::is_number(s[j])) {
+          ++j;
+        }
+      }
+      len = j - i;
+    }
+    if (len == 0) {  // whitespace: not part of any token
+      ++i;
+      continue;
+    }
+    if (!emit(s.substr(i, len))) return false;
+    i += len;
+  }
+  return true;
+}
+
+// Collects BPE ids: the first `keep` of them, and the count up to kMaxCountedBpe.
+class TokenSink {
+ public:
+  TokenSink(const BpeModel& bpe, std::size_t keep) : bpe_(bpe), keep_(keep) {}
+
+  bool add_special(int32_t id) {
+    if (ids_.size() < keep_) ids_.push_back(id);
+    ++n_bpe_;
+    return !full();
+  }
+  bool add_word(std::u32string_view word) {
+    bytes_.clear();
+    for (char32_t c : word) text::append_utf8(bytes_, c);
+    scratch_.clear();
+    bpe_.encode_word(bytes_, scratch_);
+    for (std::size_t k = 0; k < scratch_.size() && ids_.size() < keep_; ++k) {
+      ids_.push_back(scratch_[k]);
+    }
+    n_bpe_ += scratch_.size();
+    return !full();
+  }
+  bool full() const { return n_bpe_ > static_cast<std::size_t>(ClipTokenizer::kMaxCountedBpe); }
+  std::vector<int32_t>& ids() { return ids_; }
+  std::size_t n_bpe() const { return n_bpe_; }
+
+ private:
+  const BpeModel& bpe_;
+  std::size_t keep_;
+  std::vector<int32_t> ids_;
+  std::size_t n_bpe_ = 0;
+  std::string bytes_;
+  std::vector<int32_t> scratch_;
+};
+
+// --- OpenAI / Long-CLIP -------------------------------------------------------------------------
+// clip.simple_tokenizer: whitespace_clean(basic_clean(text)).lower(), where
+// basic_clean = ftfy.fix_text, html.unescape twice, strip; whitespace_clean = re.sub(r'\s+', ' ')
+// + strip. Both unescapes, the collapse, lower() and the regex are separable after \t \n \f or
+// space (no reference, run, sigma context or token crosses them), so the ftfy output is consumed
+// in pieces ending there, and work stops once the result cannot change.
+bool is_unescape_safe_cut(char32_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f'; }
+
+class OpenAiCleaner {
+ public:
+  // Cleans one piece (ending at a safe cut, or the end of the text) and returns its part of the
+  // final string (lower-cased).
+  std::u32string clean(std::u32string_view piece) {
+    const std::u32string unescaped = python_html_unescape(python_html_unescape(piece));
+    std::u32string collapsed;
+    collapsed.reserve(unescaped.size());
+    for (char32_t c : unescaped) {
+      if (text::is_python_space(c)) {
+        pending_space_ = any_;
+        continue;
+      }
+      if (pending_space_) collapsed.push_back(' ');
+      pending_space_ = false;
+      any_ = true;
+      collapsed.push_back(c);
+    }
+    return text::python_lower(collapsed);
+  }
+
+ private:
+  bool pending_space_ = false;
+  bool any_ = false;
+};
+
+// Runs the OpenAI cleaning over the whole input, handing each cleaned piece to sink(piece); sink
+// returns false to stop.
+template <class Sink>
+void run_openai(std::string_view utf8, Sink&& sink) {
+  text::FtfyLiteStream ftfy(utf8, kPieceHint);
+  OpenAiCleaner cleaner;
+  std::u32string pending;
+  while (true) {
+    const std::size_t scanned = pending.size();
+    if (!ftfy.next(pending)) break;
+    std::size_t cut = 0;
+    for (std::size_t i = pending.size(); i > scanned; --i) {
+      if (is_unescape_safe_cut(pending[i - 1])) {
+        cut = i;
+        break;
+      }
+    }
+    if (cut == 0) continue;
+    const std::u32string cleaned = cleaner.clean(std::u32string_view(pending).substr(0, cut));
+    pending.erase(0, cut);
+    if (!sink(cleaned)) return;
+  }
+  if (!pending.empty()) sink(cleaner.clean(pending));
+}
+
+// --- Hugging Face CLIPTokenizerFast ---------------------------------------------------------------
+// normalizer: NFC, Replace(\s+ -> " "), Lowercase; added tokens matched on the normalised text.
+// All separable after a White_Space character (NFC never composes across one).
+class HfNormalizer {
+ public:
+  std::u32string normalize(std::u32string_view piece) {
+    const std::u32string composed = text::nfc(piece);
+    std::u32string out;
+    out.reserve(composed.size());
+    for (char32_t c : composed) {
+      if (text::is_unicode_white_space(c)) {
+        if (!last_space_) out.push_back(' ');
+        last_space_ = true;
+      } else {
+        last_space_ = false;
+        text::append_lower_no_context(out, c);
+      }
+    }
+    return out;
+  }
+
+ private:
+  bool last_space_ = false;
+};
+
+template <class Sink>
+void run_hf(std::string_view utf8, Sink&& sink) {
+  HfNormalizer normalizer;
+  std::u32string piece;
+  std::size_t pos = 0;
+  while (pos < utf8.size()) {
+    piece.clear();
+    while (pos < utf8.size()) {
+      const char32_t c = text::decode_utf8(utf8, pos);
+      piece.push_back(c);
+      if (piece.size() >= kPieceHint && text::is_unicode_white_space(c)) break;
+    }
+    if (!sink(normalizer.normalize(piece))) return;
+  }
+}
+
+// Added-token split: <|startoftext|> / <|endoftext|> (exact, leftmost), the rest through the regex.
+template <class Special, class Word>
+bool split_hf(std::u32string_view s, Special&& special, Word&& word) {
+  std::size_t start = 0, i = 0;
+  while ((i = s.find(U'<', i)) != std::u32string_view::npos) {
+    std::size_t len = match_literal(s, i, kStartText, false);
+    const bool is_start = len != 0;
+    if (len == 0) len = match_literal(s, i, kEndText, false);
+    if (len == 0) {
+      ++i;
+      continue;
+    }
+    if (!pretokenize(s.substr(start, i - start), false, word)) return false;
+    if (!special(is_start)) return false;
+    i += len;
+    start = i;
+  }
+  return pretokenize(s.substr(start), false, word);
+}
+
+}  // namespace
+
+ClipTokenizer::ClipTokenizer(std::shared_ptr<const BpeModel> bpe, TokenizerFlavor flavor)
+    : bpe_(std::move(bpe)), flavor_(flavor) {
+  start_id_ = bpe_->token_id("<|startoftext|>");
+  end_id_ = bpe_->token_id("<|endoftext|>");
+  if (start_id_ < 0 || end_id_ < 0) {
+    throw text::VocabularyError(
+        "tokenizer vocabulary has no <|startoftext|>/<|endoftext|> token (not a CLIP vocabulary)");
+  }
+}
+
+ClipTokenizer ClipTokenizer::from_bpe_file(const std::filesystem::path& gz,
+                                           TokenizerFlavor flavor) {
+  return ClipTokenizer(BpeModel::from_bpe_gz(gz), flavor);
+}
+
+ClipTokenizer ClipTokenizer::from_hf_files(const std::filesystem::path& vocab_json,
+                                           const std::filesystem::path& merges_txt,
+                                           TokenizerFlavor flavor) {
+  return ClipTokenizer(BpeModel::from_hf_files(vocab_json, merges_txt), flavor);
+}
+
+std::filesystem::path ClipTokenizer::bundled_bpe_path() {
+  if (const char* env = std::getenv("CLIPSHARD_BPE_PATH"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return CLIPSHARD_DEFAULT_BPE_PATH;
+}
+
+ClipTokenizer ClipTokenizer::bundled(TokenizerFlavor flavor) {
+  static std::mutex mutex;
+  static std::shared_ptr<const BpeModel> model;
+  static std::filesystem::path model_path;
+  const std::filesystem::path path = bundled_bpe_path();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!model || model_path != path) {
+    if (!std::filesystem::exists(path)) {
+      throw text::VocabularyError("bundled BPE vocabulary not found at " + path.string() +
+                                  ": set CLIPSHARD_BPE_PATH to bpe_simple_vocab_16e6.txt.gz");
+    }
+    model = BpeModel::from_bpe_gz(path);
+    model_path = path;
+  }
+  return ClipTokenizer(model, flavor);
+}
+
+TokenizedText ClipTokenizer::tokenize(std::string_view utf8, int context_length) const {
+  if (context_length < 2) {
+    throw std::invalid_argument("ClipTokenizer::tokenize: context_length must be >= 2, got " +
+                                std::to_string(context_length));
+  }
+  TokenSink tokens(*bpe_, static_cast<std::size_t>(context_length - 2));
+  const auto word = [&](std::u32string_view w) { return tokens.add_word(w); };
+  if (flavor_ == TokenizerFlavor::kOpenAI) {
+    run_openai(utf8, [&](std::u32string_view cleaned) {
+      return pretokenize(cleaned, true, [&](std::u32string_view w) {
+        // The official encoder's cache maps the two special strings to themselves.
+        if (w == kStartText) return tokens.add_special(start_id_);
+        if (w == kEndText) return tokens.add_special(end_id_);
+        return tokens.add_word(w);
+      });
+    });
+  } else {
+    run_hf(utf8, [&](std::u32string_view normalized) {
+      return split_hf(
+          normalized,
+          [&](bool is_start) { return tokens.add_special(is_start ? start_id_ : end_id_); },
+          word);
+    });
+  }
+  TokenizedText result;
+  result.n_bpe = static_cast<int>(tokens.n_bpe());
+  result.n_bpe_exact = !tokens.full();
+  result.truncated = tokens.n_bpe() + 2 > static_cast<std::size_t>(context_length);
+  result.ids.reserve(tokens.ids().size() + 2);
+  result.ids.push_back(start_id_);
+  result.ids.insert(result.ids.end(), tokens.ids().begin(), tokens.ids().end());
+  result.ids.push_back(end_id_);
+  return result;
+}
+
+std::string ClipTokenizer::clean_text(std::string_view utf8) const {
+  std::string out;
+  const auto append = [&](std::u32string_view piece) {
+    for (char32_t c : piece) text::append_utf8(out, c);
+    return true;
+  };
+  if (flavor_ == TokenizerFlavor::kOpenAI) {
+    run_openai(utf8, append);
+  } else {
+    run_hf(utf8, append);
+  }
+  return out;
+}
+
+std::vector<int32_t> pad_ids(const std::vector<int32_t>& ids, int length, int32_t pad_id) {
+  std::vector<int32_t> out(ids);
+  if (length > 0 && out.size() < static_cast<std::size_t>(length)) {
+    out.resize(static_cast<std::size_t>(length), pad_id);
+  }
+  return out;
+}
+
+}  // namespace clipshard

@@ -1,0 +1,76 @@
+// The CLIP text tokenizers: the official OpenAI / Long-CLIP one (`clip.tokenize`,
+// `longclip.tokenize` with truncate=True) and the Hugging Face CLIPTokenizerFast one that
+// CLIPProcessor uses (SPEC §1, §3; tests/fixtures/README.md "Tokenizers").
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/text/bpe_model.h"  // VocabularyError
+
+namespace clipshard {
+
+enum class TokenizerFlavor {
+  // ftfy-lite, html.unescape twice, strip, collapse whitespace, str.lower (final sigma), the CLIP
+  // regex, BPE. Used by OpenAI CLIP and Long-CLIP (ImageLongCLIPEvaluator).
+  kOpenAI,
+  // NFC, \s+ -> " ", per-character lower case; special tokens matched after normalisation; no ftfy,
+  // no HTML unescaping, no strip. Used by ImageCLIPEvaluator and ImageClipFilter.
+  kHuggingFaceFast,
+};
+
+struct TokenizedText {
+  std::vector<int32_t> ids;  // [49406, ..., 49407], NOT padded, size <= context_length
+  int n_bpe = 0;             // BPE tokens before truncation (without the 2 specials)
+  bool truncated = false;    // true when ids had to be cut to fit the context
+  // false when counting stopped at kMaxCountedBpe tokens (a huge caption): n_bpe is then a lower
+  // bound. ids and truncated are exact either way.
+  bool n_bpe_exact = true;
+};
+
+class ClipTokenizer {
+ public:
+  // Counting BPE tokens stops past this many (work on a huge caption is bounded).
+  static constexpr int kMaxCountedBpe = 1 << 16;
+
+  // From OpenAI's bpe_simple_vocab_16e6.txt.gz. Throws text::VocabularyError (a
+  // std::runtime_error) naming the file when it cannot be read or is not that vocabulary.
+  static ClipTokenizer from_bpe_file(const std::filesystem::path& gz, TokenizerFlavor flavor);
+  // From a Hugging Face vocab.json + merges.txt pair; gives the same ids. Throws like above.
+  static ClipTokenizer from_hf_files(const std::filesystem::path& vocab_json,
+                                     const std::filesystem::path& merges_txt,
+                                     TokenizerFlavor flavor);
+  // The BPE file shipped with the tool: $CLIPSHARD_BPE_PATH when set, else the build tree's
+  // models/data/bpe_simple_vocab_16e6.txt.gz. The vocabulary is loaded once per process.
+  static ClipTokenizer bundled(TokenizerFlavor flavor);
+  // The path bundled() reads.
+  static std::filesystem::path bundled_bpe_path();
+
+  // Tokenizes UTF-8 text (invalid bytes read as U+FFFD): [49406] + bpe[:context_length-2] +
+  // [49407]. Requires context_length >= 2 (throws std::invalid_argument). Thread-safe.
+  TokenizedText tokenize(std::string_view utf8, int context_length) const;
+  // The string the pre-token regex sees (OpenAI: cleaned and lower-cased; HF: normalised).
+  std::string clean_text(std::string_view utf8) const;
+
+  int32_t start_id() const { return start_id_; }
+  int32_t end_id() const { return end_id_; }
+  TokenizerFlavor flavor() const { return flavor_; }
+  const text::BpeModel& bpe() const { return *bpe_; }
+
+ private:
+  ClipTokenizer(std::shared_ptr<const text::BpeModel> bpe, TokenizerFlavor flavor);
+  std::shared_ptr<const text::BpeModel> bpe_;
+  TokenizerFlavor flavor_;
+  int32_t start_id_;
+  int32_t end_id_;
+};
+
+// Pads ids to `length` with `pad_id` (0 for OpenAI/LongCLIP, 49407 for HF); ids longer than
+// `length` are returned unchanged.
+std::vector<int32_t> pad_ids(const std::vector<int32_t>& ids, int length, int32_t pad_id);
+
+}  // namespace clipshard
