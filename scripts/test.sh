@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# README command 2: the whole test suite. Installs missing dependencies (as root), builds, starts a
+# local Slurm cluster for the `slurm` tests when it can (scripts/with-slurm.sh), runs every CTest
+# label: unit and parity in parallel, then the multi-process mpi and slurm tests one at a time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-deps.sh
+scripts/build.sh
+status=0
+ctest --test-dir build --output-on-failure -j"$(nproc)" -LE 'mpi|slurm|gpu' || status=1
+ctest --test-dir build --output-on-failure -L gpu || status=1
+scripts/with-slurm.sh ctest --test-dir build --output-on-failure -L 'mpi|slurm' || status=1
+exit $status
