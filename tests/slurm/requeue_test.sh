@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# A run that is stopped twice on a real Slurm and comes back each time:
+#   1. `scontrol requeue` mid-run: Slurm sends SIGTERM, the ranks finish their batch and exit 75, Slurm
+#      requeues the job;
+#   2. USR1 to the batch shell (`scancel --batch --signal=USR1`, exactly what --signal=B:USR1@T does T
+#      seconds before the time limit): the script forwards it to the ranks, they exit 75, and the
+#      script requeues the job itself.
+# Each restart must resume (the log's "shards done before: N" grows, finished shards are skipped), the
+# job must end COMPLETED with "clipshard: finished" last, and output.jsonl must be byte-identical to a
+# plain uninterrupted run. Slurm holds a requeued job for ~2 minutes (BeginTime); the test releases it
+# at once with `scontrol update StartTime=now`.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+slurm_test_setup
+cd "$src" || fail "no source dir $src"
+
+# A bigger input: the demo manifest repeated (same images, via a link), small shards and batches.
+repeat=${CLIPSHARD_REQUEUE_REPEAT:-12}
+mkdir -p "$work/data" && ln -s "$src/examples/images" "$work/data/images"
+for ((i = 0; i < repeat; i++)); do cat examples/manifest.jsonl; done >"$work/data/manifest.jsonl"
+lines=$(wc -l <"$work/data/manifest.jsonl")
+args=(configs/demo.json --set "input=[\"$work/data/manifest.jsonl\"]" --set lines_per_shard=2
+      --set batch_size=2)
+
+note "plain run ($lines manifest lines)"
+t0=$SECONDS
+"$bin" run "${args[@]}" --set output_dir="$work/plain" >"$work/plain.log" 2>&1 ||
+  { cat "$work/plain.log"; fail "plain clipshard run failed"; }
+note "plain run took $((SECONDS - t0))s"
+
+submit --nodes 1 --workers-per-node 2 --cpus-per-worker 1 --job-name requeue -- \
+  "${args[@]}" --set output_dir="$work/slurm"
+log="$work/logs/requeue-$job.out"
+run="$work/slurm"
+total=""
+
+# wait_progress MIN_DONE: until at least MIN_DONE shards are done (fails if the job ends first).
+wait_progress() {
+  local deadline=$((SECONDS + 240)) d st
+  while ((SECONDS < deadline)); do
+    d=$(status_field "$run" shards_done); total=$(status_field "$run" shards_total)
+    st=$(job_field "$job" JobState)
+    if [[ -n "$d" ]] && ((d >= $1)); then
+      ((d < total)) || fail "job finished ($d/$total shards) before it could be stopped: make the input bigger (CLIPSHARD_REQUEUE_REPEAT)"
+      note "job $job $st: $d/$total shards done"; return 0
+    fi
+    [[ "$st" == PENDING || "$st" == RUNNING || "$st" == CONFIGURING ]] || { show_log "$log"; fail "job $job ended ($st) early"; }
+    sleep 0.3
+  done
+  fail "no progress to $1 shards in 240s"
+}
+# release_requeued N: wait until the job has been requeued N times, then let it start now.
+release_requeued() {
+  local deadline=$((SECONDS + 120))
+  while ((SECONDS < deadline)); do
+    if [[ "$(job_field "$job" Restarts)" == "$1" && "$(job_field "$job" JobState)" == PENDING ]]; then
+      note "job $job requeued (Restarts=$1, $(job_field "$job" Reason)); releasing it now"
+      scontrol update JobId="$job" StartTime=now || fail "scontrol update StartTime=now failed"
+      return 0
+    fi
+    sleep 0.3
+  done
+  show_log "$log"; fail "job $job not requeued (Restarts=$(job_field "$job" Restarts), $(job_field "$job" JobState))"
+}
+
+wait_job_state "$job" 120 RUNNING
+wait_progress 2
+note "scontrol requeue $job"
+scontrol requeue "$job" || fail "scontrol requeue refused"
+release_requeued 1
+wait_job_state "$job" 120 RUNNING
+first=$(status_field "$run" shards_done)
+wait_progress $((first + 2))
+note "USR1 to the batch shell of job $job (as --signal=B:USR1@T does)"
+scancel --batch --signal=USR1 "$job" || fail "scancel --signal=USR1 failed"
+release_requeued 2
+wait_job_state "$job" 300 COMPLETED FAILED CANCELLED TIMEOUT NODE_FAIL OUT_OF_MEMORY
+show_log "$log"
+
+state=$(job_field "$job" JobState) code=$(job_field "$job" ExitCode) restarts=$(job_field "$job" Restarts)
+note "job $job: JobState=$state ExitCode=$code Restarts=$restarts"
+[[ "$state" == COMPLETED && "$code" == 0:0 ]] || fail "job ended $state (ExitCode $code)"
+[[ "$restarts" == 2 ]] || fail "expected 2 restarts, got $restarts"
+grep -q "^clipshard: requeued job $job: [0-9]*/$total shards done, [0-9]* left (requeued by Slurm)$" "$log" ||
+  fail "no 'requeued by Slurm' line for the scontrol requeue"
+grep -q "^clipshard: requeued job $job: [0-9]*/$total shards done, [0-9]* left$" "$log" ||
+  fail "no self-requeue line for the USR1 stop"
+b1=$(sed -n "s/^clipshard: job $job (restart 1).*shards done before: \([0-9]*\).*/\1/p" "$log")
+b2=$(sed -n "s/^clipshard: job $job (restart 2).*shards done before: \([0-9]*\).*/\1/p" "$log")
+note "shards done when restarted: $b1 (restart 1), $b2 (restart 2) of $total"
+[[ -n "$b1" && -n "$b2" ]] && ((b1 > 0 && b2 > b1 && b2 < total)) ||
+  fail "the restarts did not resume from saved shards (before: '$b1', '$b2')"
+last=$(tail -n 1 "$log")
+[[ "$last" == "clipshard: finished: $total/$total shards,"* ]] || fail "last log line: '$last'"
+[[ "$("$bin" status "$run")" == *'"finished"'* ]] || fail "status is not finished: $("$bin" status "$run")"
+cmp "$work/plain/output.jsonl" "$run/output.jsonl" || fail "output.jsonl after two requeues differs from the plain run"
+cmp <(sort "$work/plain/errors.jsonl") <(sort "$run/errors.jsonl") || fail "errors.jsonl differs from the plain run"
+note "output.jsonl identical to the plain run ($(wc -l <"$run/output.jsonl") rows); errors.jsonl same records"
+echo PASS
