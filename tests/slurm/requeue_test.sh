@@ -89,8 +89,10 @@ b2=$(sed -n "s/^clipshard: job $job (restart 2).*shards done before: \([0-9]*\).
 note "shards done when restarted: $b1 (restart 1), $b2 (restart 2) of $total"
 [[ -n "$b1" && -n "$b2" ]] && ((b1 > 0 && b2 > b1 && b2 < total)) ||
   fail "the restarts did not resume from saved shards (before: '$b1', '$b2')"
+resumed=$(grep -c "^clipshard: .* shards; resuming: [1-9][0-9]* shards already finished" "$log")
+((resumed == 2)) || fail "clipshard said 'resuming' $resumed times, expected 2 (one per restart)"
 last=$(tail -n 1 "$log")
-[[ "$last" == "clipshard: finished: $total/$total shards,"* ]] || fail "last log line: '$last'"
+[[ "$last" == "clipshard: finished: "*"($total shards, $b2 of them done by earlier attempts)"* ]] || fail "last log line: '$last'"
 [[ "$("$bin" status "$run")" == *'"finished"'* ]] || fail "status is not finished: $("$bin" status "$run")"
 cmp "$work/plain/output.jsonl" "$run/output.jsonl" || fail "output.jsonl after two requeues differs from the plain run"
 cmp <(sort "$work/plain/errors.jsonl") <(sort "$run/errors.jsonl") || fail "errors.jsonl differs from the plain run"
