@@ -1,0 +1,320 @@
+#include "models/clip/clip_model.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace clipshard {
+namespace {
+
+// A module that only holds named parameters (so that names match the OpenAI state dict).
+class ParamsImpl : public torch::nn::Module {
+ public:
+  at::Tensor add(const std::string& name, at::IntArrayRef shape) {
+    return register_parameter(name, torch::zeros(shape), /*requires_grad=*/false);
+  }
+};
+TORCH_MODULE(Params);
+
+// LayerNorm in fp32 whatever the model dtype, as CLIP's LayerNorm subclass does.
+at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+  const auto dtype = x.scalar_type();
+  auto y = at::layer_norm(x.to(at::kFloat), {x.size(-1)}, w.to(at::kFloat), b.to(at::kFloat), eps);
+  return y.to(dtype);
+}
+
+at::Tensor activate(const at::Tensor& x, Activation act) {
+  switch (act) {
+    case Activation::kQuickGelu:
+      return x * torch::sigmoid(1.702 * x);
+    case Activation::kGelu:
+      return torch::gelu(x);
+    case Activation::kGeluTanh:
+      return torch::gelu(x, "tanh");
+  }
+  return x;
+}
+
+struct BlockTensors {
+  at::Tensor ln_1_w, ln_1_b, in_w, in_b, out_w, out_b, ln_2_w, ln_2_b, fc_w, fc_b, proj_w, proj_b;
+};
+
+}  // namespace
+
+// OpenAI's Transformer: `resblocks.{i}` of pre-LayerNorm residual attention blocks.
+class TransformerImpl : public torch::nn::Module {
+ public:
+  TransformerImpl(int64_t width, int64_t layers, int64_t heads, int64_t mlp, Activation act,
+                  double eps)
+      : width_(width), heads_(heads), act_(act), eps_(eps) {
+    auto list = register_module("resblocks", torch::nn::ModuleList());
+    for (int64_t i = 0; i < layers; ++i) {
+      auto block = Params();
+      BlockTensors t;
+      auto ln_1 = block->register_module("ln_1", Params());
+      t.ln_1_w = ln_1->add("weight", {width});
+      t.ln_1_b = ln_1->add("bias", {width});
+      auto attn = block->register_module("attn", Params());
+      t.in_w = attn->add("in_proj_weight", {3 * width, width});
+      t.in_b = attn->add("in_proj_bias", {3 * width});
+      auto out_proj = attn->register_module("out_proj", Params());
+      t.out_w = out_proj->add("weight", {width, width});
+      t.out_b = out_proj->add("bias", {width});
+      auto ln_2 = block->register_module("ln_2", Params());
+      t.ln_2_w = ln_2->add("weight", {width});
+      t.ln_2_b = ln_2->add("bias", {width});
+      auto mlp_module = block->register_module("mlp", Params());
+      auto c_fc = mlp_module->register_module("c_fc", Params());
+      t.fc_w = c_fc->add("weight", {mlp, width});
+      t.fc_b = c_fc->add("bias", {mlp});
+      auto c_proj = mlp_module->register_module("c_proj", Params());
+      t.proj_w = c_proj->add("weight", {width, mlp});
+      t.proj_b = c_proj->add("bias", {width});
+      list->push_back(block);
+      blocks_.push_back(t);
+    }
+  }
+
+  // x: [B, N, width]. causal: token i attends to tokens 0..i only (the text tower).
+  at::Tensor forward(at::Tensor x, bool causal) const {
+    const int64_t batch = x.size(0), n = x.size(1), head_dim = width_ / heads_;
+    at::Tensor mask;
+#if TORCH_VERSION_MAJOR < 2
+    if (causal) {
+      mask = torch::full({n, n}, -std::numeric_limits<float>::infinity(),
+                         torch::TensorOptions().dtype(at::kFloat).device(x.device()))
+                 .triu(1);
+    }
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+#endif
+    for (const auto& t : blocks_) {
+      auto h = layer_norm(x, t.ln_1_w, t.ln_1_b, eps_);
+      auto qkv = at::linear(h, t.in_w, t.in_b).view({batch, n, 3, heads_, head_dim});
+      auto q = qkv.select(2, 0).transpose(1, 2);  // [B, H, N, D]
+      auto k = qkv.select(2, 1).transpose(1, 2);
+      auto v = qkv.select(2, 2).transpose(1, 2);
+#if TORCH_VERSION_MAJOR >= 2
+      auto o = at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
+#else
+      auto scores = at::matmul(q * scale, k.transpose(-2, -1)).to(at::kFloat);
+      if (causal) scores = scores + mask;
+      auto o = at::matmul(at::softmax(scores, -1).to(v.scalar_type()), v);
+#endif
+      o = o.transpose(1, 2).reshape({batch, n, width_});
+      x = x + at::linear(o, t.out_w, t.out_b);
+      h = layer_norm(x, t.ln_2_w, t.ln_2_b, eps_);
+      h = at::linear(activate(at::linear(h, t.fc_w, t.fc_b), act_), t.proj_w, t.proj_b);
+      x = x + h;
+    }
+    return x;
+  }
+
+ private:
+  int64_t width_, heads_;
+  Activation act_;
+  double eps_;
+  std::vector<BlockTensors> blocks_;
+};
+
+// OpenAI's VisionTransformer (`visual.*`).
+class VisionTowerImpl : public torch::nn::Module {
+ public:
+  explicit VisionTowerImpl(const ClipDims& d) : dims_(d) {
+    const int64_t w = d.vision_width, grid = d.image_resolution / d.vision_patch;
+    class_embedding_ = register_parameter("class_embedding", torch::zeros({w}), false);
+    positional_embedding_ =
+        register_parameter("positional_embedding", torch::zeros({grid * grid + 1, w}), false);
+    proj_ = register_parameter("proj", torch::zeros({w, d.embed_dim}), false);
+    conv1_ = register_module("conv1", Params())->add("weight", {w, 3, d.vision_patch, d.vision_patch});
+    auto ln_pre = register_module("ln_pre", Params());
+    ln_pre_w_ = ln_pre->add("weight", {w});
+    ln_pre_b_ = ln_pre->add("bias", {w});
+    transformer_ = register_module(
+        "transformer", std::make_shared<TransformerImpl>(w, d.vision_layers, d.vision_heads,
+                                                         d.vision_mlp, d.activation,
+                                                         d.layer_norm_eps));
+    auto ln_post = register_module("ln_post", Params());
+    ln_post_w_ = ln_post->add("weight", {w});
+    ln_post_b_ = ln_post->add("bias", {w});
+  }
+
+  at::Tensor forward(const at::Tensor& images) const {
+    const int64_t batch = images.size(0);
+    auto x = at::conv2d(images, conv1_.to(images.scalar_type()), {}, {dims_.vision_patch});
+    x = x.flatten(2).transpose(1, 2);  // [B, grid², W]
+    auto cls = class_embedding_.to(x.scalar_type()).view({1, 1, -1}).expand({batch, 1, -1});
+    x = at::cat({cls, x}, 1) + positional_embedding_.to(x.scalar_type());
+    x = layer_norm(x, ln_pre_w_, ln_pre_b_, dims_.layer_norm_eps);
+    x = transformer_->forward(x, /*causal=*/false);
+    x = layer_norm(x.select(1, 0), ln_post_w_, ln_post_b_, dims_.layer_norm_eps);
+    return at::matmul(x, proj_.to(x.scalar_type()));
+  }
+
+ private:
+  ClipDims dims_;
+  at::Tensor class_embedding_, positional_embedding_, proj_, conv1_;
+  at::Tensor ln_pre_w_, ln_pre_b_, ln_post_w_, ln_post_b_;
+  std::shared_ptr<TransformerImpl> transformer_;
+};
+
+DeviceChoice resolve_device(const std::string& device, const std::string& precision) {
+  DeviceChoice choice;
+  if (device.empty() || device == "auto") {
+    choice.device = torch::cuda::is_available() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  } else {
+    try {
+      choice.device = at::Device(device);
+    } catch (const std::exception&) {
+      throw ModelError("unknown device '" + device + "' (use auto, cpu, cuda or cuda:N)");
+    }
+    if (choice.device.is_cuda() && !torch::cuda::is_available())
+      throw ModelError("device '" + device +
+                       "' requested but CUDA is not available in this build/machine; use cpu");
+    if (!choice.device.is_cuda() && !choice.device.is_cpu())
+      throw ModelError("unsupported device '" + device + "' (use auto, cpu, cuda or cuda:N)");
+  }
+  if (precision.empty() || precision == "auto") {
+    choice.dtype = choice.device.is_cuda() ? at::kHalf : at::kFloat;
+  } else if (precision == "fp32") {
+    choice.dtype = at::kFloat;
+  } else if (precision == "fp16") {
+    if (!choice.device.is_cuda())
+      throw ModelError("precision fp16 needs a CUDA device; use fp32 on the CPU");
+    choice.dtype = at::kHalf;
+  } else {
+    throw ModelError("unknown precision '" + precision + "' (use auto, fp32 or fp16)");
+  }
+  return choice;
+}
+
+ClipModelImpl::ClipModelImpl(const ClipDims& dims) : dims_(dims) {
+  if (dims.vision_patch <= 0 || dims.image_resolution % dims.vision_patch != 0 ||
+      dims.vision_heads <= 0 || dims.vision_width % dims.vision_heads != 0 ||
+      dims.text_heads <= 0 || dims.text_width % dims.text_heads != 0 || dims.context_length <= 0)
+    throw ModelError("inconsistent CLIP dimensions (patch/resolution/heads/context)");
+  // Registration order follows clip.model.CLIP.state_dict().
+  positional_embedding_ = register_parameter(
+      "positional_embedding", torch::zeros({dims.context_length, dims.text_width}), false);
+  if (dims.long_context)
+    positional_embedding_res_ = register_parameter(
+        "positional_embedding_res", torch::zeros({dims.context_length, dims.text_width}), false);
+  text_projection_ = register_parameter(
+      "text_projection", torch::zeros({dims.text_width, dims.embed_dim}), false);
+  logit_scale_ = register_parameter("logit_scale", torch::zeros({}), false);
+  visual_ = register_module("visual", std::make_shared<VisionTowerImpl>(dims));
+  transformer_ = register_module(
+      "transformer",
+      std::make_shared<TransformerImpl>(dims.text_width, dims.text_layers, dims.text_heads,
+                                        dims.text_mlp, dims.activation, dims.layer_norm_eps));
+  token_embedding_ = register_module("token_embedding", Params())
+                         ->add("weight", {dims.vocab_size, dims.text_width});
+  auto ln_final = register_module("ln_final", Params());
+  ln_final_weight_ = ln_final->add("weight", {dims.text_width});
+  ln_final_bias_ = ln_final->add("bias", {dims.text_width});
+}
+
+void ClipModelImpl::load_weights(const StateDict& openai, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : named_parameters(/*recurse=*/true)) {
+    auto it = openai.find(item.key());
+    if (it == openai.end())
+      throw ModelError("missing tensor '" + item.key() + "'" +
+                       (source.empty() ? "" : " in " + source));
+    auto& param = item.value();
+    if (it->second.numel() != param.numel())
+      throw ModelError("tensor '" + item.key() + "'" + (source.empty() ? "" : " in " + source) +
+                       " has the wrong size");
+    param.copy_(it->second.reshape(param.sizes()));
+  }
+}
+
+void ClipModelImpl::place(const DeviceChoice& choice) {
+  to(choice.device, choice.dtype);
+  placement_ = choice;
+}
+
+double ClipModelImpl::logit_scale() const { return std::exp(logit_scale_.item<double>()); }
+
+at::Tensor ClipModelImpl::encode_image(const at::Tensor& images) {
+  const int64_t r = dims_.image_resolution;
+  if (images.dim() != 4 || images.size(1) != 3 || images.size(2) != r || images.size(3) != r ||
+      !at::isFloatingType(images.scalar_type()))
+    throw ModelError("encode_image expects float images [B, 3, " + std::to_string(r) + ", " +
+                     std::to_string(r) + "], got " + std::string(images.toString()) +
+                     c10::str(images.sizes()));
+  at::Tensor features;
+  {
+    c10::InferenceMode guard;
+    auto x = images.to(placement_.device, placement_.dtype, /*non_blocking=*/true);
+    features = visual_->forward(x);
+  }
+  // Copied outside inference mode so that callers may modify the result in place.
+  return features.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+}
+
+at::Tensor ClipModelImpl::pooled_positions(const at::Tensor& ids) const {
+  auto cpu = ids.to(at::kCPU, at::kLong).contiguous();
+  const int64_t batch = cpu.size(0), len = cpu.size(1);
+  auto out = torch::empty({batch}, torch::kLong);
+  const int64_t* data = cpu.data_ptr<int64_t>();
+  int64_t* pos = out.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t* row = data + b * len;
+    int64_t found = -1;
+    if (dims_.eos_token_id >= 0) {
+      for (int64_t i = 0; i < len && found < 0; ++i)
+        if (row[i] == dims_.eos_token_id) found = i;
+    }
+    if (found < 0) found = std::max_element(row, row + len) - row;  // first largest
+    pos[b] = found;
+  }
+  return out;
+}
+
+at::Tensor ClipModelImpl::encode_text(const at::Tensor& ids) {
+  if (ids.dim() != 2 || ids.size(0) < 1 || ids.size(1) < 1 ||
+      ids.size(1) > dims_.context_length || at::isFloatingType(ids.scalar_type()))
+    throw ModelError("encode_text expects integer ids [B, L] with 1 <= L <= " +
+                     std::to_string(dims_.context_length) + ", got " + c10::str(ids.sizes()));
+  const auto ids_cpu = ids.to(at::kCPU, at::kLong).contiguous();
+  {
+    const auto lo = ids_cpu.min().item<int64_t>(), hi = ids_cpu.max().item<int64_t>();
+    if (lo < 0 || hi >= dims_.vocab_size)
+      throw ModelError("encode_text: token id out of range [0, " +
+                       std::to_string(dims_.vocab_size) + ")");
+  }
+  const auto pos = pooled_positions(ids_cpu);
+  // The text tower is causal: positions after the last pooled one cannot change any result.
+  const int64_t len = pos.max().item<int64_t>() + 1;
+  at::Tensor features;
+  {
+    c10::InferenceMode guard;
+    const auto& dev = placement_.device;
+    const auto dtype = placement_.dtype;
+    auto cut = ids_cpu.narrow(1, 0, len).to(dev);
+    auto x = token_embedding_.index_select(0, cut.reshape({-1}))
+                 .view({cut.size(0), len, dims_.text_width})
+                 .to(dtype);
+    at::Tensor pe;
+    if (dims_.long_context && len > ClipDims::kLongClipKeptPositions) {
+      const int64_t keep = ClipDims::kLongClipKeptPositions;
+      pe = at::cat({positional_embedding_.narrow(0, 0, keep),
+                    positional_embedding_res_.narrow(0, keep, len - keep)},
+                   0);
+    } else {
+      pe = positional_embedding_.narrow(0, 0, len);
+    }
+    x = x + pe.to(dtype);
+    x = transformer_->forward(x, /*causal=*/true);
+    auto rows = torch::arange(cut.size(0), torch::TensorOptions().dtype(at::kLong).device(dev));
+    x = x.index({rows, pos.to(dev)});
+    x = layer_norm(x, ln_final_weight_, ln_final_bias_, dims_.layer_norm_eps);
+    features = at::matmul(x, text_projection_.to(dtype));
+  }
+  return features.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+}
+
+}  // namespace clipshard
