@@ -9,7 +9,6 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <queue>
 #include <shared_mutex>
 #include <sstream>
 #include <unordered_map>
@@ -23,7 +22,7 @@ constexpr std::size_t kOpenAiMergeCount = 49152 - 256 - 2;  // merges[1:49152-25
 constexpr std::size_t kCacheShards = 64;
 constexpr std::size_t kCacheEntriesPerShard = 4096;
 constexpr std::size_t kMaxCachedWordBytes = 128;
-constexpr std::size_t kReferenceLoopMaxSymbols = 48;
+constexpr std::size_t kReferenceLoopMaxSymbols = 64;
 
 // GPT-2's bytes_to_unicode, in its dict order: (byte, code point) pairs.
 std::vector<std::pair<int, char32_t>> bytes_to_unicode() {
@@ -235,11 +234,11 @@ int32_t BpeModel::token_id(std::string_view token) const {
 std::size_t BpeModel::vocab_size() const { return impl_->encoder.size(); }
 std::size_t BpeModel::merge_count() const { return impl_->merge_count; }
 
-std::vector<int32_t> BpeModel::initial_symbols(std::string_view bytes) const {
+std::vector<int32_t> BpeModel::initial_symbols(std::string_view bytes, bool word_end) const {
   std::vector<int32_t> symbols(bytes.size());
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     const auto b = static_cast<unsigned char>(bytes[i]);
-    symbols[i] = i + 1 == bytes.size() ? impl_->byte_end_id[b] : impl_->byte_id[b];
+    symbols[i] = word_end && i + 1 == bytes.size() ? impl_->byte_end_id[b] : impl_->byte_id[b];
   }
   return symbols;
 }
@@ -278,51 +277,52 @@ std::vector<int32_t> BpeModel::merge_heap(const std::vector<int32_t>& symbols) c
   if (n < 2) return symbols;
   std::vector<int32_t> sym(symbols);
   std::vector<int32_t> prev(n), next(n);
-  std::vector<char> alive(n, 1);
   for (std::size_t i = 0; i < n; ++i) {
     prev[i] = static_cast<int32_t>(i) - 1;
     next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
   }
-  struct Candidate {
-    int32_t rank;
-    int32_t pos;    // node of the left symbol
-    int32_t left;   // symbols when pushed, to detect stale entries
-    int32_t right;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
+  // A bucket queue over ranks: bucket r holds the left nodes of pairs that had rank r when pushed
+  // (stale entries are skipped: a pair's rank identifies the pair).
+  std::vector<std::vector<int32_t>> buckets(impl_->merge_count);
+  std::size_t lowest = buckets.size();
+  auto rank_at = [&](int32_t p) -> const Impl::Merge* {
+    if (p < 0 || next[p] < 0) return nullptr;
+    return impl_->find(sym[p], sym[next[p]]);
   };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
   auto push = [&](int32_t p) {
-    if (p < 0 || next[p] < 0) return;
-    if (const Impl::Merge* m = impl_->find(sym[p], sym[next[p]])) {
-      heap.push(Candidate{m->rank, p, sym[p], sym[next[p]]});
+    if (const Impl::Merge* m = rank_at(p)) {
+      const auto r = static_cast<std::size_t>(m->rank);
+      buckets[r].push_back(p);
+      lowest = std::min(lowest, r);
     }
   };
-  auto valid = [&](const Candidate& c) {
-    return alive[c.pos] && next[c.pos] >= 0 && sym[c.pos] == c.left && sym[next[c.pos]] == c.right;
-  };
+  std::vector<char> alive(n, 1);
   for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
-  std::vector<Candidate> round;
-  while (!heap.empty()) {
-    // One round of the official loop: every occurrence of the lowest-ranked pair, left to right
-    // (the heap yields equal ranks by position), before any pair created by these merges.
-    const int32_t rank = heap.top().rank;
-    round.clear();
-    while (!heap.empty() && heap.top().rank == rank) {
-      round.push_back(heap.top());
-      heap.pop();
-    }
-    std::vector<int32_t> touched;
-    for (const Candidate& c : round) {
-      if (!valid(c)) continue;
-      const int32_t q = next[c.pos];
-      sym[c.pos] = impl_->find(c.left, c.right)->id;
+  std::vector<int32_t> round, touched;
+  while (true) {
+    while (lowest < buckets.size() && buckets[lowest].empty()) ++lowest;
+    if (lowest >= buckets.size()) break;
+    // One round of the official loop: every occurrence of the lowest-ranked pair, left to right,
+    // before any pair these merges create (node indices follow the word order).
+    const auto rank = static_cast<int32_t>(lowest);
+    round.swap(buckets[lowest]);
+    buckets[lowest].clear();
+    if (!std::is_sorted(round.begin(), round.end())) std::sort(round.begin(), round.end());
+    touched.clear();
+    int32_t last = -1;
+    for (int32_t p : round) {
+      if (p == last || !alive[p]) continue;
+      last = p;
+      const Impl::Merge* m = rank_at(p);
+      if (m == nullptr || m->rank != rank) continue;
+      const int32_t q = next[p];
+      sym[p] = m->id;
       alive[q] = 0;
-      next[c.pos] = next[q];
-      if (next[q] >= 0) prev[next[q]] = c.pos;
-      touched.push_back(c.pos);
+      next[p] = next[q];
+      if (next[q] >= 0) prev[next[q]] = p;
+      touched.push_back(p);
     }
+    round.clear();
     for (int32_t p : touched) {
       if (!alive[p]) continue;
       push(prev[p]);
@@ -334,8 +334,14 @@ std::vector<int32_t> BpeModel::merge_heap(const std::vector<int32_t>& symbols) c
   return out;
 }
 
-void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out) const {
+void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out,
+                           bool word_end) const {
   if (bytes.empty()) return;
+  if (!word_end) {
+    const std::vector<int32_t> merged = merge_heap(initial_symbols(bytes, false));
+    out.insert(out.end(), merged.begin(), merged.end());
+    return;
+  }
   if (bytes.size() == 1) {
     out.push_back(impl_->byte_end_id[static_cast<unsigned char>(bytes[0])]);
     return;

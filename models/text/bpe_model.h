@@ -29,8 +29,9 @@ class BpeModel {
 
   // Appends the ids of one pre-token given as its UTF-8 bytes (non-empty): byte-level symbols, the
   // last one with "</w>", merged by rank exactly as clip.simple_tokenizer.SimpleTokenizer.bpe.
-  // Thread-safe; results of short words are cached.
-  void encode_word(std::string_view bytes, std::vector<int32_t>& out) const;
+  // word_end = false encodes a prefix of a longer word (no "</w>"). Thread-safe; results of short
+  // words are cached.
+  void encode_word(std::string_view bytes, std::vector<int32_t>& out, bool word_end = true) const;
 
   // Id of a vocabulary string (e.g. "<|endoftext|>"); -1 when absent.
   int32_t token_id(std::string_view token) const;
@@ -39,11 +40,11 @@ class BpeModel {
 
   // The two merge loops, exposed for tests: `symbols` are ids; the result is the merged ids.
   // reference: the official loop (lowest-ranked pair, merge all its occurrences left to right,
-  // repeat), O(n^2); heap: the same rounds driven by a priority queue, O(n log n).
+  // repeat), O(n^2); heap: the same rounds driven by a bucket queue over ranks, ~O(n + ranks).
   std::vector<int32_t> merge_reference(std::vector<int32_t> symbols) const;
   std::vector<int32_t> merge_heap(const std::vector<int32_t>& symbols) const;
-  // The initial symbols of a word (byte ids, last with "</w>").
-  std::vector<int32_t> initial_symbols(std::string_view bytes) const;
+  // The initial symbols of a word (byte ids, the last with "</w>" when word_end).
+  std::vector<int32_t> initial_symbols(std::string_view bytes, bool word_end = true) const;
 
   ~BpeModel();
   BpeModel(const BpeModel&) = delete;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "models/text/ftfy_lite.h"
+#include "models/text/pretokenizer.h"
 #include "models/text/python_text.h"
 #include "models/text/unicode_text.h"
 
@@ -17,77 +18,12 @@ namespace {
 
 using text::BpeModel;
 
-constexpr std::u32string_view kStartText = U"<|startoftext|>";
-constexpr std::u32string_view kEndText = U"<|endoftext|>";
+using text::kEndText;
+using text::kStartText;
+using text::match_literal;
+using text::pretokenize;
 // Work unit of the streaming pipelines, in code points (a piece ends at the next safe cut after it).
 constexpr std::size_t kPieceHint = 4096;
-
-// Character equality of the official pattern, compiled with re.IGNORECASE by the `regex` module:
-// a lower-case ASCII literal also matches its upper case and, for 's'/'k', U+017F / U+212A.
-bool literal_matches(char32_t c, char32_t lit, bool ignore_case) {
-  if (c == lit) return true;
-  if (!ignore_case) return false;
-  if (lit >= 'a' && lit <= 'z' && c == lit - 32) return true;
-  return (lit == 's' && c == 0x17F) || (lit == 'k' && c == 0x212A);
-}
-
-std::size_t match_literal(std::u32string_view s, std::size_t i, std::u32string_view lit,
-                          bool ignore_case) {
-  if (s.size() - i < lit.size()) return 0;
-  for (std::size_t k = 0; k < lit.size(); ++k) {
-    if (!literal_matches(s[i + k], lit[k], ignore_case)) return 0;
-  }
-  return lit.size();
-}
-
-// Splits like `regex.findall(pat, text)` with
-// pat = <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-// openai: the official re.IGNORECASE pattern (case-insensitive literals; under IGNORECASE the
-// `regex` module also counts U+0345, whose other cases are letters, as \p{L}); otherwise the
-// case-sensitive Hugging Face split (whose special tokens were split off before).
-// emit(token) returns false to stop; returns false when stopped.
-template <class Emit>
-bool pretokenize(std::u32string_view s, bool openai, Emit&& emit) {
-  static constexpr std::u32string_view kContractions[] = {U"'s", U"'t", U"'re", U"'ve",
-                                                          U"'m", U"'ll", U"'d"};
-  const auto letter = [openai](char32_t c) { return text::is_letter(c) || (openai && c == 0x345); };
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const char32_t c = s[i];
-    std::size_t len = 0;
-    if (openai && c == '<') {
-      len = match_literal(s, i, kStartText, true);
-      if (len == 0) len = match_literal(s, i, kEndText, true);
-    }
-    if (len == 0 && c == '\'') {
-      for (std::u32string_view lit : kContractions) {
-        if ((len = match_literal(s, i, lit, openai)) != 0) break;
-      }
-    }
-    if (len == 0) {
-      std::size_t j = i;
-      if (letter(c)) {
-        while (j < n && letter(s[j])) ++j;
-      } else if (text::is_number(c)) {
-        j = i + 1;
-      } else if (!text::is_unicode_white_space(c)) {
-        while (j < n && !text::is_unicode_white_space(s[j]) && !letter(s[j]) &&
-               !text::is_number(s[j])) {
-          ++j;
-        }
-      }
-      len = j - i;
-    }
-    if (len == 0) {  // whitespace: not part of any token
-      ++i;
-      continue;
-    }
-    if (!emit(s.substr(i, len))) return false;
-    i += len;
-  }
-  return true;
-}
 
 // Collects BPE ids: the first `keep` of them, and the count up to kMaxCountedBpe.
 class TokenSink {
@@ -101,9 +37,18 @@ class TokenSink {
   }
   bool add_word(std::u32string_view word) {
     bytes_.clear();
-    for (char32_t c : word) text::append_utf8(bytes_, c);
+    for (char32_t c : word) {
+      text::append_utf8(bytes_, c);
+      if (bytes_.size() > ClipTokenizer::kMaxWordBytes) break;
+    }
     scratch_.clear();
-    bpe_.encode_word(bytes_, scratch_);
+    if (bytes_.size() > ClipTokenizer::kMaxWordBytes) {
+      bytes_.resize(ClipTokenizer::kMaxWordBytes);
+      bpe_.encode_word(bytes_, scratch_, /*word_end=*/false);
+      inexact_ = true;
+    } else {
+      bpe_.encode_word(bytes_, scratch_);
+    }
     for (std::size_t k = 0; k < scratch_.size() && ids_.size() < keep_; ++k) {
       ids_.push_back(scratch_[k]);
     }
@@ -111,6 +56,8 @@ class TokenSink {
     return !full();
   }
   bool full() const { return n_bpe_ > static_cast<std::size_t>(ClipTokenizer::kMaxCountedBpe); }
+  bool exact() const { return !inexact_ && !full(); }
+  void set_inexact() { inexact_ = true; }
   std::vector<int32_t>& ids() { return ids_; }
   std::size_t n_bpe() const { return n_bpe_; }
 
@@ -119,6 +66,7 @@ class TokenSink {
   std::size_t keep_;
   std::vector<int32_t> ids_;
   std::size_t n_bpe_ = 0;
+  bool inexact_ = false;
   std::string bytes_;
   std::vector<int32_t> scratch_;
 };
@@ -158,9 +106,10 @@ class OpenAiCleaner {
 };
 
 // Runs the OpenAI cleaning over the whole input, handing each cleaned piece to sink(piece); sink
-// returns false to stop.
+// returns false to stop. Returns false when a whitespace-free run had to be cut.
 template <class Sink>
-void run_openai(std::string_view utf8, Sink&& sink) {
+bool run_openai(std::string_view utf8, Sink&& sink) {
+  bool exact = true;
   text::FtfyLiteStream ftfy(utf8, kPieceHint);
   OpenAiCleaner cleaner;
   std::u32string pending;
@@ -174,12 +123,17 @@ void run_openai(std::string_view utf8, Sink&& sink) {
         break;
       }
     }
-    if (cut == 0) continue;
+    if (cut == 0) {
+      if (pending.size() < ClipTokenizer::kMaxRunCodepoints) continue;
+      cut = pending.size();
+      exact = false;
+    }
     const std::u32string cleaned = cleaner.clean(std::u32string_view(pending).substr(0, cut));
     pending.erase(0, cut);
-    if (!sink(cleaned)) return;
+    if (!sink(cleaned)) return exact;
   }
   if (!pending.empty()) sink(cleaner.clean(pending));
+  return exact;
 }
 
 // --- Hugging Face CLIPTokenizerFast ---------------------------------------------------------------
@@ -207,20 +161,27 @@ class HfNormalizer {
   bool last_space_ = false;
 };
 
+// Returns false when a whitespace-free run had to be cut.
 template <class Sink>
-void run_hf(std::string_view utf8, Sink&& sink) {
+bool run_hf(std::string_view utf8, Sink&& sink) {
   HfNormalizer normalizer;
   std::u32string piece;
   std::size_t pos = 0;
+  bool exact = true;
   while (pos < utf8.size()) {
     piece.clear();
     while (pos < utf8.size()) {
       const char32_t c = text::decode_utf8(utf8, pos);
       piece.push_back(c);
       if (piece.size() >= kPieceHint && text::is_unicode_white_space(c)) break;
+      if (piece.size() >= ClipTokenizer::kMaxRunCodepoints && pos < utf8.size()) {
+        exact = false;
+        break;
+      }
     }
-    if (!sink(normalizer.normalize(piece))) return;
+    if (!sink(normalizer.normalize(piece))) return exact;
   }
+  return exact;
 }
 
 // Added-token split: <|startoftext|> / <|endoftext|> (exact, leftmost), the rest through the regex.
@@ -297,8 +258,9 @@ TokenizedText ClipTokenizer::tokenize(std::string_view utf8, int context_length)
   }
   TokenSink tokens(*bpe_, static_cast<std::size_t>(context_length - 2));
   const auto word = [&](std::u32string_view w) { return tokens.add_word(w); };
+  bool exact = true;
   if (flavor_ == TokenizerFlavor::kOpenAI) {
-    run_openai(utf8, [&](std::u32string_view cleaned) {
+    exact = run_openai(utf8, [&](std::u32string_view cleaned) {
       return pretokenize(cleaned, true, [&](std::u32string_view w) {
         // The official encoder's cache maps the two special strings to themselves.
         if (w == kStartText) return tokens.add_special(start_id_);
@@ -307,7 +269,7 @@ TokenizedText ClipTokenizer::tokenize(std::string_view utf8, int context_length)
       });
     });
   } else {
-    run_hf(utf8, [&](std::u32string_view normalized) {
+    exact = run_hf(utf8, [&](std::u32string_view normalized) {
       return split_hf(
           normalized,
           [&](bool is_start) { return tokens.add_special(is_start ? start_id_ : end_id_); },
@@ -316,7 +278,7 @@ TokenizedText ClipTokenizer::tokenize(std::string_view utf8, int context_length)
   }
   TokenizedText result;
   result.n_bpe = static_cast<int>(tokens.n_bpe());
-  result.n_bpe_exact = !tokens.full();
+  result.n_bpe_exact = exact && tokens.exact();
   result.truncated = tokens.n_bpe() + 2 > static_cast<std::size_t>(context_length);
   result.ids.reserve(tokens.ids().size() + 2);
   result.ids.push_back(start_id_);

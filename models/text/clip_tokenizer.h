@@ -27,15 +27,22 @@ struct TokenizedText {
   std::vector<int32_t> ids;  // [49406, ..., 49407], NOT padded, size <= context_length
   int n_bpe = 0;             // BPE tokens before truncation (without the 2 specials)
   bool truncated = false;    // true when ids had to be cut to fit the context
-  // false when counting stopped at kMaxCountedBpe tokens (a huge caption): n_bpe is then a lower
-  // bound. ids and truncated are exact either way.
+  // false when work was cut short on a huge caption (see ClipTokenizer): n_bpe is then a lower
+  // bound (> kMaxCountedBpe when counting stopped there); ids and truncated stay exact.
   bool n_bpe_exact = true;
 };
 
 class ClipTokenizer {
  public:
-  // Counting BPE tokens stops past this many (work on a huge caption is bounded).
+  // Work on a huge caption is bounded (each limit sets n_bpe_exact = false):
+  // counting BPE tokens stops past kMaxCountedBpe tokens;
   static constexpr int kMaxCountedBpe = 1 << 16;
+  // a run of more than kMaxRunCodepoints code points without whitespace is cleaned in pieces of
+  // that size (ftfy itself fixes a long line in 1,000,000-code-point segments);
+  static constexpr std::size_t kMaxRunCodepoints = 1000000;
+  // a single pre-token longer than kMaxWordBytes is BPE-encoded on its first kMaxWordBytes bytes
+  // (as a word prefix). Those tokens are far past any context: ids are unaffected.
+  static constexpr std::size_t kMaxWordBytes = 1 << 20;
 
   // From OpenAI's bpe_simple_vocab_16e6.txt.gz. Throws text::VocabularyError (a
   // std::runtime_error) naming the file when it cannot be read or is not that vocabulary.
@@ -53,7 +60,8 @@ class ClipTokenizer {
   // Tokenizes UTF-8 text (invalid bytes read as U+FFFD): [49406] + bpe[:context_length-2] +
   // [49407]. Requires context_length >= 2 (throws std::invalid_argument). Thread-safe.
   TokenizedText tokenize(std::string_view utf8, int context_length) const;
-  // The string the pre-token regex sees (OpenAI: cleaned and lower-cased; HF: normalised).
+  // The string the pre-token regex sees (OpenAI: cleaned and lower-cased; HF: normalised), for
+  // the whole input (a whitespace-free run is cut every kMaxRunCodepoints code points).
   std::string clean_text(std::string_view utf8) const;
 
   int32_t start_id() const { return start_id_; }
