@@ -83,6 +83,18 @@ void convert_row(Conversion conversion, const uint8_t* in, int width, const uint
 
 RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
                      RgbImage* out) {
+  // IHDR is the first chunk: refuse a bomb from its 24 bytes, before libpng reads anything else.
+  if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto be32 = [data](size_t at) {
+      return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) |
+             (uint32_t{data[at + 2]} << 8) | data[at + 3];
+    };
+    const int64_t width = be32(16), height = be32(20);
+    if (width > 0 && height > 0) {
+      RowStatus early = check_dimensions(width, height, options, "png");
+      if (!early.ok()) return early;
+    }
+  }
   PngReader reader;
   reader.data = data;
   reader.size = size;
