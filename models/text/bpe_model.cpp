@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <shared_mutex>
 #include <sstream>
 #include <unordered_map>
@@ -23,6 +24,7 @@ constexpr std::size_t kCacheShards = 64;
 constexpr std::size_t kCacheEntriesPerShard = 4096;
 constexpr std::size_t kMaxCachedWordBytes = 128;
 constexpr std::size_t kReferenceLoopMaxSymbols = 64;
+constexpr std::size_t kBucketQueueMinSymbols = 1 << 15;
 
 // GPT-2's bytes_to_unicode, in its dict order: (byte, code point) pairs.
 std::vector<std::pair<int, char32_t>> bytes_to_unicode() {
@@ -275,6 +277,57 @@ std::vector<int32_t> BpeModel::merge_reference(std::vector<int32_t> word) const 
 std::vector<int32_t> BpeModel::merge_heap(const std::vector<int32_t>& symbols) const {
   const std::size_t n = symbols.size();
   if (n < 2) return symbols;
+  if (n > kBucketQueueMinSymbols) return merge_buckets(symbols);
+  std::vector<int32_t> sym(symbols);
+  std::vector<int32_t> prev(n), next(n);
+  std::vector<char> alive(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    prev[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+  }
+  using Candidate = std::pair<int32_t, int32_t>;  // (rank, left node); a rank identifies its pair
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+  auto rank_at = [&](int32_t p) -> const Impl::Merge* {
+    if (p < 0 || next[p] < 0) return nullptr;
+    return impl_->find(sym[p], sym[next[p]]);
+  };
+  auto push = [&](int32_t p) {
+    if (const Impl::Merge* m = rank_at(p)) heap.emplace(m->rank, p);
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
+  std::vector<int32_t> touched;
+  while (!heap.empty()) {
+    // One round of the official loop: every occurrence of the lowest-ranked pair, left to right
+    // (equal ranks pop by position), before any pair these merges create.
+    const int32_t rank = heap.top().first;
+    touched.clear();
+    while (!heap.empty() && heap.top().first == rank) {
+      const int32_t p = heap.top().second;
+      heap.pop();
+      if (!alive[p]) continue;
+      const Impl::Merge* m = rank_at(p);
+      if (m == nullptr || m->rank != rank) continue;
+      const int32_t q = next[p];
+      sym[p] = m->id;
+      alive[q] = 0;
+      next[p] = next[q];
+      if (next[q] >= 0) prev[next[q]] = p;
+      touched.push_back(p);
+    }
+    for (int32_t p : touched) {
+      if (!alive[p]) continue;
+      push(prev[p]);
+      push(p);
+    }
+  }
+  std::vector<int32_t> out;
+  for (int32_t p = 0; p >= 0; p = next[p]) out.push_back(sym[p]);
+  return out;
+}
+
+std::vector<int32_t> BpeModel::merge_buckets(const std::vector<int32_t>& symbols) const {
+  const std::size_t n = symbols.size();
+  if (n < 2) return symbols;
   std::vector<int32_t> sym(symbols);
   std::vector<int32_t> prev(n), next(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -334,8 +387,7 @@ std::vector<int32_t> BpeModel::merge_heap(const std::vector<int32_t>& symbols) c
   return out;
 }
 
-void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out,
-                           bool word_end) const {
+void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out, bool word_end) const {
   if (bytes.empty()) return;
   if (!word_end) {
     const std::vector<int32_t> merged = merge_heap(initial_symbols(bytes, false));

@@ -40,9 +40,11 @@ class BpeModel {
 
   // The two merge loops, exposed for tests: `symbols` are ids; the result is the merged ids.
   // reference: the official loop (lowest-ranked pair, merge all its occurrences left to right,
-  // repeat), O(n^2); heap: the same rounds driven by a bucket queue over ranks, ~O(n + ranks).
+  // repeat), O(n^2); heap: the same rounds driven by a priority queue, O(n log n) (it hands words
+  // over 32768 symbols to merge_buckets); buckets: a bucket queue over ranks, ~O(n + ranks).
   std::vector<int32_t> merge_reference(std::vector<int32_t> symbols) const;
   std::vector<int32_t> merge_heap(const std::vector<int32_t>& symbols) const;
+  std::vector<int32_t> merge_buckets(const std::vector<int32_t>& symbols) const;
   // The initial symbols of a word (byte ids, the last with "</w>" when word_end).
   std::vector<int32_t> initial_symbols(std::string_view bytes, bool word_end = true) const;
 

@@ -22,7 +22,8 @@ using text::kEndText;
 using text::kStartText;
 using text::match_literal;
 using text::pretokenize;
-// Work unit of the streaming pipelines, in code points (a piece ends at the next safe cut after it).
+// Work unit of the streaming pipelines, in code points (a piece ends at the next safe cut after
+// it).
 constexpr std::size_t kPieceHint = 4096;
 
 // Collects BPE ids: the first `keep` of them, and the count up to kMaxCountedBpe.
@@ -136,9 +137,10 @@ bool run_openai(std::string_view utf8, Sink&& sink) {
   return exact;
 }
 
-// --- Hugging Face CLIPTokenizerFast ---------------------------------------------------------------
-// normalizer: NFC, Replace(\s+ -> " "), Lowercase; added tokens matched on the normalised text.
-// All separable after a White_Space character (NFC never composes across one).
+// --- Hugging Face CLIPTokenizerFast
+// --------------------------------------------------------------- normalizer: NFC, Replace(\s+ -> "
+// "), Lowercase; added tokens matched on the normalised text. All separable after a White_Space
+// character (NFC never composes across one).
 class HfNormalizer {
  public:
   std::u32string normalize(std::u32string_view piece) {
@@ -272,8 +274,7 @@ TokenizedText ClipTokenizer::tokenize(std::string_view utf8, int context_length)
     exact = run_hf(utf8, [&](std::u32string_view normalized) {
       return split_hf(
           normalized,
-          [&](bool is_start) { return tokens.add_special(is_start ? start_id_ : end_id_); },
-          word);
+          [&](bool is_start) { return tokens.add_special(is_start ? start_id_ : end_id_); }, word);
     });
   }
   TokenizedText result;

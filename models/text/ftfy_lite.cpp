@@ -97,7 +97,9 @@ std::u32string ftfy_pass(std::u32string_view text, bool unescape) {
   std::u32string b;
   b.reserve(a.size());
   for (char32_t c : a) {
-    if (auto v = text_tables::ftfy_c1_control(c)) {
+    if (c < 0x80) {  // no ASCII character is in the tables of steps 2..5
+      b.push_back(c);
+    } else if (auto v = text_tables::ftfy_c1_control(c)) {
       for (char32_t d : *v) ligatures_width_quotes(d, b);
     } else {
       ligatures_width_quotes(c, b);
@@ -132,7 +134,10 @@ std::u32string ftfy_pass(std::u32string_view text, bool unescape) {
   // Step 8: remove_control_chars.
   a.clear();
   for (char32_t c : b) {
-    if (!text_tables::ftfy_is_removed_control(c)) a.push_back(c);
+    const bool removed =
+        c < 0x80 ? (c < 0x20 && c != '\t' && c != '\n' && c != '\x0c' && c != '\r') || c == 0x7F
+                 : text_tables::ftfy_is_removed_control(c);
+    if (!removed) a.push_back(c);
   }
   // Step 9: NFC.
   return nfc(a);
@@ -166,8 +171,8 @@ bool FtfyLiteStream::next(std::u32string& out) {
     const std::size_t space = segment_.find(U' ', seg_pos_ + piece_hint_);
     if (space != std::u32string::npos) end = space + 1;
   }
-  out.append(ftfy_fix_segment(
-      std::u32string_view(segment_).substr(seg_pos_, end - seg_pos_), unescape_));
+  out.append(
+      ftfy_fix_segment(std::u32string_view(segment_).substr(seg_pos_, end - seg_pos_), unescape_));
   seg_pos_ = end;
   return true;
 }

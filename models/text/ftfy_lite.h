@@ -23,8 +23,8 @@ std::u32string ftfy_fix_segment(std::u32string_view text, bool unescape_html);
 
 // fix_text in pieces, so that a caller can stop early: next() appends the fixed text of the next
 // piece of the input to `out` and returns false once the input is exhausted. The concatenation of
-// all pieces equals ftfy_fix_text of the whole input. Pieces end after an ASCII space (every step is
-// separable there), at a line end or at a segment limit, so each piece's work is bounded.
+// all pieces equals ftfy_fix_text of the whole input. Pieces end after an ASCII space (every step
+// is separable there), at a line end or at a segment limit, so each piece's work is bounded.
 class FtfyLiteStream {
  public:
   explicit FtfyLiteStream(std::string_view utf8, std::size_t piece_hint = 4096)

@@ -23,7 +23,7 @@ inline bool literal_matches(char32_t c, char32_t lit, bool ignore_case) {
 }
 
 inline std::size_t match_literal(std::u32string_view s, std::size_t i, std::u32string_view lit,
-                          bool ignore_case) {
+                                 bool ignore_case) {
   if (s.size() - i < lit.size()) return 0;
   for (std::size_t k = 0; k < lit.size(); ++k) {
     if (!literal_matches(s[i + k], lit[k], ignore_case)) return 0;
@@ -40,7 +40,7 @@ inline std::size_t match_literal(std::u32string_view s, std::size_t i, std::u32s
 // emit(token) returns false to stop; returns false when stopped.
 template <class Emit>
 bool pretokenize(std::u32string_view s, bool openai, Emit&& emit) {
-  static constexpr std::u32string_view kContractions[] = {U"'s", U"'t", U"'re", U"'ve",
+  static constexpr std::u32string_view kContractions[] = {U"'s", U"'t",  U"'re", U"'ve",
                                                           U"'m", U"'ll", U"'d"};
   const auto letter = [](char32_t c) { return text::is_letter(c); };
   const auto separator = [openai](char32_t c) {
@@ -67,8 +67,7 @@ bool pretokenize(std::u32string_view s, bool openai, Emit&& emit) {
       } else if (text::is_number(c)) {
         j = i + 1;
       } else if (!separator(c)) {
-        while (j < n && !separator(s[j]) && !letter(s[j]) &&
-               !text::is_number(s[j])) {
+        while (j < n && !separator(s[j]) && !letter(s[j]) && !text::is_number(s[j])) {
           ++j;
         }
       }

@@ -23,9 +23,8 @@ std::optional<std::u32string_view> find_entity(const EntityEntry* table, std::si
                                                std::u32string_view name) {
   const EntityEntry* end = table + n;
   const EntityEntry* it = std::lower_bound(
-      table, end, name, [](const EntityEntry& e, std::u32string_view key) {
-        return compare_name(e.name, key) < 0;
-      });
+      table, end, name,
+      [](const EntityEntry& e, std::u32string_view key) { return compare_name(e.name, key) < 0; });
   if (it != end && compare_name(it->name, name) == 0) return std::u32string_view(it->value);
   return std::nullopt;
 }
@@ -69,8 +68,12 @@ std::optional<std::u32string_view> ftfy_width(char32_t c) {
   if (c != 0x3000 && (c < 0xFF01 || c > 0xFFEF)) return std::nullopt;
   return find_map(kFtfyWidthMap, kFtfyWidthMapCount, c);
 }
-bool ftfy_is_single_quote(char32_t c) { return in_set(kFtfySingleQuotes, kFtfySingleQuotesCount, c); }
-bool ftfy_is_double_quote(char32_t c) { return in_set(kFtfyDoubleQuotes, kFtfyDoubleQuotesCount, c); }
+bool ftfy_is_single_quote(char32_t c) {
+  return in_set(kFtfySingleQuotes, kFtfySingleQuotesCount, c);
+}
+bool ftfy_is_double_quote(char32_t c) {
+  return in_set(kFtfyDoubleQuotes, kFtfyDoubleQuotesCount, c);
+}
 bool ftfy_is_removed_control(char32_t c) {
   return in_set(kFtfyRemovedControlChars, kFtfyRemovedControlCharsCount, c);
 }

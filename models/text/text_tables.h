@@ -1,5 +1,6 @@
-// Compiled-in text tables (generated from tests/fixtures/text/*.json by scripts/gen_text_tables.py):
-// Python 3.11's html.unescape tables and the ftfy-lite rule tables (tests/fixtures/FTFY_LITE.md).
+// Compiled-in text tables (generated from tests/fixtures/text/*.json by
+// scripts/gen_text_tables.py): Python 3.11's html.unescape tables and the ftfy-lite rule tables
+// (tests/fixtures/FTFY_LITE.md).
 #pragma once
 
 #include <cstddef>

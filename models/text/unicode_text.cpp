@@ -1,6 +1,10 @@
 #include "models/text/unicode_text.h"
 
+#include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
+#include <unicode/unistr.h>
+
+#include <stdexcept>
 
 namespace clipshard::text {
 
@@ -157,15 +161,6 @@ bool is_number(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
   return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_N_MASK) != 0;
 }
-
-}  // namespace clipshard::text
-
-#include <unicode/normalizer2.h>
-#include <unicode/unistr.h>
-
-#include <stdexcept>
-
-namespace clipshard::text {
 
 std::u32string nfc(std::u32string_view text) {
   bool simple = true;

@@ -1,5 +1,7 @@
 // ClipTokenizer behaviour beyond the golden fixtures: the streamed pipelines equal the whole-text
 // definitions, robustness (invalid UTF-8, 10 MB captions), thread safety, errors, BPE loops.
+#include "models/text/clip_tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,7 +10,6 @@
 #include <thread>
 
 #include "common/test_paths.h"
-#include "models/text/clip_tokenizer.h"
 #include "models/text/ftfy_lite.h"
 #include "models/text/pretokenizer.h"
 #include "models/text/python_text.h"
@@ -61,12 +62,48 @@ std::u32string hf_normalize_whole(const std::string& utf8) {
 }
 
 std::string random_text(std::mt19937& rng, int parts) {
-  static const char* kParts[] = {
-      "word", "Cat", " ", "  ", "\t", "\n", "\r\n", "\u3000", "\u00a0", "\x1c", "&amp;", "amp;",
-      "&lt;", "<", "&#x41;", "&#", "12;", "&eacute", "\u03a3", "A\u03a3", "\u0345", "\u017f",
-      "'s", "'S", "\u2019", "\u0093", "\ufb01", "\uff76", "\uff9e", "e", "\u0301", "\x1b[31m",
-      "\x01", "<|endoftext|>", "<|startoftext|>", "\u4e00\u4e8c", "123", "!!", "\U0001F600",
-      "\xff", "\xe2\x82", "\u0130"};
+  static const char* kParts[] = {"word",
+                                 "Cat",
+                                 " ",
+                                 "  ",
+                                 "\t",
+                                 "\n",
+                                 "\r\n",
+                                 "\u3000",
+                                 "\u00a0",
+                                 "\x1c",
+                                 "&amp;",
+                                 "amp;",
+                                 "&lt;",
+                                 "<",
+                                 "&#x41;",
+                                 "&#",
+                                 "12;",
+                                 "&eacute",
+                                 "\u03a3",
+                                 "A\u03a3",
+                                 "\u0345",
+                                 "\u017f",
+                                 "'s",
+                                 "'S",
+                                 "\u2019",
+                                 "\u0093",
+                                 "\ufb01",
+                                 "\uff76",
+                                 "\uff9e",
+                                 "e",
+                                 "\u0301",
+                                 "\x1b[31m",
+                                 "\x01",
+                                 "<|endoftext|>",
+                                 "<|startoftext|>",
+                                 "\u4e00\u4e8c",
+                                 "123",
+                                 "!!",
+                                 "\U0001F600",
+                                 "\xff",
+                                 "\xe2\x82",
+                                 "\u0130"};
   std::string text;
   for (int i = 0; i < parts; ++i) text += kParts[rng() % (sizeof(kParts) / sizeof(kParts[0]))];
   return text;
@@ -101,7 +138,8 @@ TEST(ClipTokenizer, IdsAndCountFollowTheCleanText) {
     ASSERT_EQ(got.n_bpe, static_cast<int>(ids.size()));
     ASSERT_EQ(got.truncated, ids.size() > 246u);
     std::vector<int32_t> expected{49406};
-    expected.insert(expected.end(), ids.begin(), ids.begin() + std::min<std::size_t>(ids.size(), 246));
+    expected.insert(expected.end(), ids.begin(),
+                    ids.begin() + std::min<std::size_t>(ids.size(), 246));
     expected.push_back(49407);
     ASSERT_EQ(got.ids, expected);
   }
@@ -113,7 +151,7 @@ TEST(ClipTokenizer, SpecialTokens) {
   EXPECT_EQ(openai().tokenize("a <|endoftext|> b", 77).ids,
             (std::vector<int32_t>{49406, a, 49407, b, 49407}));
   EXPECT_EQ(openai().tokenize("a &lt;|endoftext|&gt; b", 77).ids,
-            (std::vector<int32_t>{49406, a, 49407, b, 49407}));  // unescaped first
+            (std::vector<int32_t>{49406, a, 49407, b, 49407}));             // unescaped first
   EXPECT_EQ(hf().tokenize("a &lt;|endoftext|&gt; b", 77).ids.size(), 14u);  // not unescaped
   const auto glued = openai().tokenize("a.<|endoftext|>", 77).ids;
   EXPECT_EQ(std::count(glued.begin(), glued.end(), 49407), 1);
@@ -157,7 +195,11 @@ TEST(ClipTokenizer, InvalidUtf8NeverCrashes) {
   }
   // Bad bytes read as U+FFFD, whose UTF-8 is BPE-encoded like any other character.
   EXPECT_EQ(openai().tokenize("\xff", 77).ids, openai().tokenize("\ufffd", 77).ids);
-  EXPECT_EQ(hf().tokenize("a\xc0\xaf" "b", 77).ids, hf().tokenize("a\ufffd\ufffdb", 77).ids);
+  EXPECT_EQ(hf().tokenize("a\xc0\xaf"
+                          "b",
+                          77)
+                .ids,
+            hf().tokenize("a\ufffd\ufffdb", 77).ids);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -175,8 +217,8 @@ TEST(ClipTokenizer, TenMegabyteCaptionsFinishFast) {
       const auto t0 = std::chrono::steady_clock::now();
       const auto r = t->tokenize(*text, 248);
       const double s = seconds_since(t0);
-      std::cout << "[ timing ] " << text->size() << " bytes, "
-                << (t == &openai() ? "openai" : "hf") << ": " << s << " s, n_bpe " << r.n_bpe
+      std::cout << "[ timing ] " << text->size() << " bytes, " << (t == &openai() ? "openai" : "hf")
+                << ": " << s << " s, n_bpe " << r.n_bpe
                 << (r.n_bpe_exact ? " (exact)" : " (lower bound)") << "\n";
       EXPECT_EQ(r.ids.size(), 248u);
       EXPECT_TRUE(r.truncated);
@@ -203,8 +245,8 @@ TEST(ClipTokenizer, ConcurrentCallsAgreeWithSerialOnes) {
   std::mt19937 rng(21);
   for (int i = 0; i < 64; ++i) texts.push_back(random_text(rng, 5 + static_cast<int>(rng() % 80)));
   // A fresh tokenizer, so that the threads race on an empty BPE cache.
-  const ClipTokenizer shared = ClipTokenizer::from_bpe_file(ClipTokenizer::bundled_bpe_path(),
-                                                            TokenizerFlavor::kOpenAI);
+  const ClipTokenizer shared =
+      ClipTokenizer::from_bpe_file(ClipTokenizer::bundled_bpe_path(), TokenizerFlavor::kOpenAI);
   std::vector<std::vector<int32_t>> expected;
   for (const auto& t : texts) expected.push_back(openai().tokenize(t, 77).ids);
   std::vector<int> failures(8, 0);
@@ -253,10 +295,23 @@ TEST(BpeModel, HeapMergeEqualsOfficialLoop) {
     std::string word(1 + rng() % 200, 'x');
     for (char& c : word) c = alphabet[rng() % alphabet.size()];
     const auto symbols = bpe.initial_symbols(word);
-    ASSERT_EQ(bpe.merge_heap(symbols), bpe.merge_reference(symbols)) << word;
+    const auto expected = bpe.merge_reference(symbols);
+    ASSERT_EQ(bpe.merge_heap(symbols), expected) << word;
+    ASSERT_EQ(bpe.merge_buckets(symbols), expected) << word;
   }
-  const auto long_symbols = bpe.initial_symbols(std::string(5000, 'a'));
-  EXPECT_EQ(bpe.merge_heap(long_symbols), bpe.merge_reference(long_symbols));
+  for (const char* unit : {"a", "ab", "the ", "\xe4\xb8\x80"}) {
+    std::string word;
+    while (word.size() < 5000) word += unit;
+    const auto symbols = bpe.initial_symbols(word);
+    const auto expected = bpe.merge_reference(symbols);
+    EXPECT_EQ(bpe.merge_heap(symbols), expected) << unit;
+    EXPECT_EQ(bpe.merge_buckets(symbols), expected) << unit;
+  }
+  // Above 32768 symbols merge_heap hands over to the bucket queue.
+  std::string huge;
+  for (int i = 0; huge.size() < 100000; ++i) huge += alphabet[(i * 7919) % alphabet.size()];
+  const auto huge_symbols = bpe.initial_symbols(huge);
+  EXPECT_EQ(bpe.merge_heap(huge_symbols), bpe.merge_buckets(huge_symbols));
 }
 
 }  // namespace

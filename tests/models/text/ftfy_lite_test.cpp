@@ -1,10 +1,11 @@
 // ftfy-lite rules (tests/fixtures/FTFY_LITE.md) one by one, the fixpoint loop, the '<' rule and the
 // streaming split.
+#include "models/text/ftfy_lite.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "models/text/ftfy_lite.h"
 #include "models/text/unicode_text.h"
 
 namespace clipshard::text {
@@ -49,17 +50,23 @@ TEST(FtfyLite, LineBreaksEscapesControlsNfc) {
   EXPECT_EQ(fix("\x1b[31mred\x1b[0m text \x1b[1;2Hx"), "red text x");
   EXPECT_EQ(fix("\x1b[\u0663m!"), "!");  // `\d` is Unicode in Python's re
   EXPECT_EQ(fix("\x1b[31"), "[31");      // not an escape; ESC itself is a removed control
-  EXPECT_EQ(fix(std::string("a\0b\x0b" "c\x0c" "d\x7f" "e\ufeff\u206a\ufffcf\tg", 21)),
-            "abc\x0c" "def\tg");
+  EXPECT_EQ(fix(std::string("a\0b\x0b"
+                            "c\x0c"
+                            "d\x7f"
+                            "e\ufeff\u206a\ufffcf\tg",
+                            21)),
+            "abc\x0c"
+            "def\tg");
   EXPECT_EQ(fix("e\u0301"), "\u00e9");
 }
 
 // The stream's pieces (cut after spaces, at line ends and at the segment limit) concatenate to
 // fix_text of the whole input, whatever sits at the cuts.
 TEST(FtfyLite, StreamEqualsWholeText) {
-  const char* parts[] = {"&amp;", "amp;", " ", "  ", "\n", "<", "&lt;", "\u0093", "\ufb01",
-                         "\uff76", "\uff9e", "\u2019", "\r", "\r\n", "\x1b[", "31m", "\x01",
-                         "e", "\u0301", "\u03a3", "word", "&#x41;", "&#", "12ab;", "\u3000"};
+  const char* parts[] = {"&amp;",  "amp;",   " ",      "  ",     "\n",     "<",      "&lt;",
+                         "\u0093", "\ufb01", "\uff76", "\uff9e", "\u2019", "\r",     "\r\n",
+                         "\x1b[",  "31m",    "\x01",   "e",      "\u0301", "\u03a3", "word",
+                         "&#x41;", "&#",     "12ab;",  "\u3000"};
   std::mt19937 rng(11);
   for (int trial = 0; trial < 200; ++trial) {
     std::string text;

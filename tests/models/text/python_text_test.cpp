@@ -1,7 +1,8 @@
 // Python string helpers: str.strip/str.split whitespace, str.lower, UTF-8 replacement decoding.
+#include "models/text/python_text.h"
+
 #include <gtest/gtest.h>
 
-#include "models/text/python_text.h"
 #include "models/text/unicode_text.h"
 
 namespace clipshard {
@@ -39,10 +40,10 @@ TEST(PythonText, LowerFullMappingAndFinalSigma) {
   EXPECT_EQ(lower("\u0130stanbul"), "i\u0307stanbul");
   EXPECT_EQ(lower("\u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03a3"),
             "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c2");
-  EXPECT_EQ(lower("\u03a3"), "\u03c3");                // no cased letter before
-  EXPECT_EQ(lower("A\u03a3"), "a\u03c2");              // final
-  EXPECT_EQ(lower("A\u03a3B"), "a\u03c3b");            // followed by a cased letter
-  EXPECT_EQ(lower("A\u03a3'B"), "a\u03c3'b");          // ' is case-ignorable: still followed
+  EXPECT_EQ(lower("\u03a3"), "\u03c3");        // no cased letter before
+  EXPECT_EQ(lower("A\u03a3"), "a\u03c2");      // final
+  EXPECT_EQ(lower("A\u03a3B"), "a\u03c3b");    // followed by a cased letter
+  EXPECT_EQ(lower("A\u03a3'B"), "a\u03c3'b");  // ' is case-ignorable: still followed
   EXPECT_EQ(lower("A\u03a3 B"), "a\u03c2 b");
   EXPECT_EQ(lower("A\u0301\u03a3"), "a\u0301\u03c2");  // ignorable before
 }

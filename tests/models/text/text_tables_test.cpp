@@ -1,12 +1,13 @@
 // The compiled-in tables equal tests/fixtures/text/*.json entry by entry (the generated
 // models/text/text_tables.inc is not stale).
+#include "models/text/text_tables.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/test_paths.h"
-#include "models/text/text_tables.h"
 #include "models/text/unicode_text.h"
 
 namespace clipshard::text_tables {
@@ -51,7 +52,8 @@ TEST(TextTables, HtmlUnescapeTables) {
     EXPECT_EQ(std::u32string(*got), u32(value.get<std::string>()));
   }
   EXPECT_FALSE(invalid_charref(65));
-  for (const auto& v : j.at("invalid_codepoints")) EXPECT_TRUE(is_invalid_codepoint(v.get<unsigned long>()));
+  for (const auto& v : j.at("invalid_codepoints"))
+    EXPECT_TRUE(is_invalid_codepoint(v.get<unsigned long>()));
   EXPECT_FALSE(is_invalid_codepoint(65));
 }
 
@@ -78,5 +80,21 @@ TEST(TextTables, FtfyTables) {
   EXPECT_FALSE(ftfy_ligature('f'));
 }
 
+}  // namespace
+}  // namespace clipshard::text_tables
+
+namespace clipshard::text_tables {
+namespace {
+// ftfy-lite skips the table lookups for ASCII; this is what makes that valid.
+TEST(TextTables, AsciiFastPathAssumptions) {
+  for (char32_t c = 0; c < 0x80; ++c) {
+    EXPECT_FALSE(ftfy_c1_control(c) || ftfy_ligature(c) || ftfy_width(c) ||
+                 ftfy_is_single_quote(c) || ftfy_is_double_quote(c))
+        << static_cast<int>(c);
+    const bool removed =
+        (c < 0x20 && c != '\t' && c != '\n' && c != '\x0c' && c != '\r') || c == 0x7F;
+    EXPECT_EQ(ftfy_is_removed_control(c), removed) << static_cast<int>(c);
+  }
+}
 }  // namespace
 }  // namespace clipshard::text_tables

@@ -86,7 +86,8 @@ TEST_P(TokenFixture, EveryCaptionMatchesExactly) {
     EXPECT_LE(got.ids.size(), static_cast<std::size_t>(c.context));
     pass += ok;
     const TokenizedText via_hf = hf_files_tokenizer(c.flavor).tokenize(text, c.context);
-    EXPECT_EQ(via_hf.ids, got.ids) << "vocab.json/merges.txt route differs: " << c.file << " " << id;
+    EXPECT_EQ(via_hf.ids, got.ids)
+        << "vocab.json/merges.txt route differs: " << c.file << " " << id;
     pass_hf_files += pad_ids(via_hf.ids, c.context, c.pad) == expected;
   }
   std::cout << "[ parity ] " << c.file << ": " << pass << "/" << rows.size()
