@@ -182,9 +182,9 @@ RowStatus check_dimensions(int64_t width, int64_t height, const DecodeOptions& o
                                                          std::to_string(width) + "x" +
                                                          std::to_string(height));
   }
-  // The second test keeps 3 * width * height (and int widths) far from overflow whatever
-  // max_pixels says.
-  if (width * height > options.max_pixels || width > INT_MAX / 4 || height > INT_MAX / 4 ||
+  // Sides are bounded first so that the product cannot overflow; the last test keeps
+  // 3 * width * height far from overflow whatever max_pixels says.
+  if (width > INT_MAX / 4 || height > INT_MAX / 4 || width * height > options.max_pixels ||
       width * height > (int64_t{1} << 40)) {
     return RowStatus::Error(RowError::kImageTooLarge,
                             std::string(codec) + ": " + std::to_string(width) + "x" +

@@ -286,6 +286,10 @@ TEST(ImageDecoderBomb, JpegGifAndLimits) {
   gif[6] = gif[7] = gif[8] = gif[9] = 0xFF;  // screen 65535 x 65535
   EXPECT_EQ(decode(gif, &image).code, RowError::kImageTooLarge);
 
+  // Sides near 2^32 (PNM, TIFF and JPEG 2000 headers allow them) must not overflow the product.
+  const std::string pnm = "P6 4294967295 4294967295 255\n";
+  EXPECT_EQ(decode(Bytes(pnm.begin(), pnm.end()), &image).code, RowError::kImageTooLarge);
+
   DecodeOptions small;
   small.max_pixels = 640 * 480 - 1;
   EXPECT_EQ(decode(jpeg, &image, small).code, RowError::kImageTooLarge);
