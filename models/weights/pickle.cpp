@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -14,6 +16,9 @@ namespace {
 using Kind = PickleValue::Kind;
 
 constexpr int64_t kMaxDims = 64;
+// A view may repeat storage elements (stride 0, as expand() makes), but not blow a small storage up
+// into an arbitrarily large tensor.
+constexpr int64_t kMaxRepeatedNumel = int64_t{1} << 24;
 
 // Opcodes (pickletools names).
 enum Op : uint8_t {
@@ -483,7 +488,15 @@ PickleValue* Unpickler::rebuild_tensor(PickleValue* args) {
     fail("tensor view (offset " + std::to_string(offset) + ") reaches past its storage of " +
          std::to_string(storage.numel()) + " elements");
   }
-  v->tensor = storage.as_strided(sizes, strides, offset).clone(at::MemoryFormat::Contiguous);
+  if (numel > std::max(storage.numel(), kMaxRepeatedNumel)) {
+    fail("tensor view of " + std::to_string(numel) + " elements repeats a storage of " +
+         std::to_string(storage.numel()));
+  }
+  try {
+    v->tensor = storage.as_strided(sizes, strides, offset).clone(at::MemoryFormat::Contiguous);
+  } catch (const std::exception& e) {  // c10::Error, std::bad_alloc
+    fail(std::string("cannot build tensor: ") + e.what());
+  }
   return v;
 }
 

@@ -91,7 +91,9 @@ StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& n
     auto bytes = zip.read(*entry, &inflated, verify_crc);
     PickleValue* v = up.make(Kind::kStorage);
     const auto options = at::TensorOptions().dtype(*dtype).device(at::kCPU);
-    if (inflated.empty() && reinterpret_cast<uintptr_t>(bytes.data) % item == 0) {
+    if (numel == 0) {
+      v->tensor = at::empty({0}, options);
+    } else if (inflated.empty() && reinterpret_cast<uintptr_t>(bytes.data) % item == 0) {
       // Stored and aligned (torch.save aligns to 64 bytes): view the mapped bytes, the tensors
       // built from it are copies.
       v->tensor = at::from_blob(const_cast<uint8_t*>(bytes.data), {numel}, options);

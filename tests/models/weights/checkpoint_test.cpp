@@ -97,6 +97,16 @@ TEST(DetectFormat, NotCheckpoints) {
     write_bytes(dir.path() / f, real.substr(0, real.size() / 2));
     expect_not(dir.path() / f, "truncated");
   }
+  const std::string st = bytes_of(micro() / "hf/model.safetensors");
+  write_bytes(dir.path() / "cut.safetensors", st.substr(0, 4000));
+  EXPECT_EQ(detect_checkpoint_format(dir.path() / "cut.safetensors"),
+            CheckpointFormat::kSafetensors);
+  try {
+    read_checkpoint(dir.path() / "cut.safetensors");
+    FAIL() << "read a truncated safetensors file";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than the file"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(read_checkpoint(dir.path() / "missing.safetensors"), CheckpointError);
 }
 

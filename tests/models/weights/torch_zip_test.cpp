@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -262,6 +263,69 @@ print('ok')
   expect_equal_dicts(read_torch_zip(src), read_torch_zip(dst), "deflated copy");
 }
 
+TEST(TorchZip, ReadsWhatPythonSaves) {
+  if (!testing::python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch missing";
+  TempDir dir;
+  // Lightning-style nesting with other Python values around the state dict, Parameters, views into
+  // a shared storage, bf16/int64/bool, a 0-d tensor and an expand()ed buffer (stride 0).
+  const char* script = R"PY(
+import collections, sys, torch
+d = sys.argv[1]
+torch.manual_seed(3)
+base = torch.randn(6, 5)
+sd = collections.OrderedDict()
+sd['w'] = torch.nn.Parameter(torch.randn(4, 3))
+sd['base'] = base
+sd['col'] = base[:, 2]
+sd['tail'] = base[3:]
+sd['bf'] = torch.randn(7).bfloat16()
+sd['ids'] = torch.arange(77).expand(1, -1)
+sd['n'] = torch.tensor(5)
+sd['mask'] = torch.tensor([True, False])
+sd._metadata = collections.OrderedDict({'': {'version': 1}})
+torch.save({'epoch': 3, 'global_step': 123456789012, 'state_dict': sd,
+            'hyper_parameters': {'lr': 0.1, 'name': 'x', 'betas': (0.9, 0.98), 'flag': None,
+                                 'layers': [1, 2, 3], 'neg': -7}}, d + '/lightning.ckpt')
+torch.save({'model': sd}, d + '/model_key.pt')
+torch.save(sd, d + '/plain.pt')
+torch.save({'x': torch.ones(2)}, d + '/legacy.pt', _use_new_zipfile_serialization=False)
+for k, t in sd.items():
+    print(k, repr(float(t.double().sum())), list(t.shape))
+)PY";
+  int rc = 0;
+  const std::string out = testing::run_python(dir.path(), script, dir.path().string(), &rc);
+  ASSERT_EQ(rc, 0) << out;
+  std::map<std::string, double> sums;
+  std::istringstream lines(out);
+  std::string key, sum, rest;
+  while (lines >> key >> sum) {
+    std::getline(lines, rest);
+    sums[key] = std::stod(sum);
+  }
+  ASSERT_EQ(sums.size(), 8u) << out;
+  for (const char* f : {"lightning.ckpt", "model_key.pt", "plain.pt"}) {
+    StateDict sd = read_torch_zip(dir.path() / f);
+    ASSERT_EQ(sd.size(), sums.size()) << f;
+    for (const auto& [k, v] : sums) {
+      ASSERT_TRUE(sd.count(k)) << f << " " << k;
+      EXPECT_EQ(sd.at(k).to(at::kDouble).sum().item<double>(), v) << f << " " << k;
+      EXPECT_TRUE(sd.at(k).is_contiguous()) << k;
+    }
+    EXPECT_TRUE(torch::equal(sd.at("col"), sd.at("base").select(1, 2))) << f;
+    EXPECT_TRUE(torch::equal(sd.at("tail"), sd.at("base").slice(0, 3))) << f;
+    EXPECT_EQ(sd.at("ids").sizes(), at::IntArrayRef({1, 77}));
+    EXPECT_EQ(sd.at("bf").scalar_type(), at::kBFloat16);
+    EXPECT_EQ(sd.at("mask").scalar_type(), at::kBool);
+    EXPECT_EQ(sd.at("n").item<int64_t>(), 5);
+  }
+  try {
+    read_checkpoint(dir.path() / "legacy.pt");
+    FAIL() << "read a legacy torch.save file";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("legacy"), std::string::npos) << e.what();
+  }
+}
+
 // Hostile files --------------------------------------------------------------------------------
 
 void expect_checkpoint_error(const std::string& bytes, const std::string& needle,
@@ -305,12 +369,17 @@ std::string int1(int v) { return "K" + std::string(1, static_cast<char>(v)); }
 
 // A pickle of {'t': _rebuild_tensor_v2(storage(key, storage_class, numel), offset, (size,),
 // (stride,))}.
+std::string tensor_pickle_ops(int numel, int offset, const std::string& size_op, int stride,
+                              const std::string& storage_class = "FloatStorage",
+                              const std::string& key = "0") {
+  return lit("\x80\x02}(") + uni("t") + "ctorch._utils\n_rebuild_tensor_v2\n((" + uni("storage") +
+         "ctorch\n" + storage_class + "\n" + uni(key) + uni("cpu") + int1(numel) + "tQ" +
+         int1(offset) + size_op + "\x85" + int1(stride) + "\x85" + lit("\x89)tRu.");
+}
 std::string tensor_pickle(int numel, int offset, int size, int stride,
                           const std::string& storage_class = "FloatStorage",
                           const std::string& key = "0") {
-  return lit("\x80\x02}(") + uni("t") + "ctorch._utils\n_rebuild_tensor_v2\n((" + uni("storage") +
-         "ctorch\n" + storage_class + "\n" + uni(key) + uni("cpu") + int1(numel) + "tQ" +
-         int1(offset) + int1(size) + "\x85" + int1(stride) + "\x85" + lit("\x89)tRu.");
+  return tensor_pickle_ops(numel, offset, int1(size), stride, storage_class, key);
 }
 
 TEST(TorchZip, CraftedPicklesAreValidatedAndNothingIsExecuted) {
@@ -327,6 +396,17 @@ TEST(TorchZip, CraftedPicklesAreValidatedAndNothingIsExecuted) {
                           "reaches past its storage");
   expect_checkpoint_error(archive_with_pickle(tensor_pickle(4, 0, 3, 2), dir.path()),
                           "reaches past its storage");
+  // Stride 0 repeats elements (expand()); a huge repeat of a tiny storage is refused.
+  expect_checkpoint_error(
+      archive_with_pickle(tensor_pickle_ops(4, 0, lit("\x8a\x05\x00\x00\x00\x00\x01"), 0),
+                          dir.path()),
+      "repeats a storage");
+  {
+    const std::string expanded = archive_with_pickle(tensor_pickle(4, 2, 200, 0), dir.path());
+    StateDict sd = parse_torch_zip(reinterpret_cast<const uint8_t*>(expanded.data()),
+                                   expanded.size(), "expanded.pt");
+    EXPECT_TRUE(torch::equal(sd.at("t"), torch::full({200}, 3.f)));
+  }
   expect_checkpoint_error(archive_with_pickle(tensor_pickle(5, 0, 3, 1), dir.path()),
                           "claims 5 elements");
   expect_checkpoint_error(
