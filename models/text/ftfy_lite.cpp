@@ -145,11 +145,12 @@ std::u32string ftfy_pass(std::u32string_view text, bool unescape) {
 
 std::u32string ftfy_fix_segment(std::u32string_view text, bool unescape) {
   std::u32string current(text);
-  for (;;) {
+  for (int pass = 0; pass < kFtfyMaxPasses; ++pass) {
     std::u32string next = ftfy_pass(current, unescape);
-    if (next == current) return current;
+    if (next == current) break;
     current.swap(next);
   }
+  return current;
 }
 
 bool FtfyLiteStream::next(std::u32string& out) {

@@ -18,7 +18,10 @@ std::u32string ftfy_fix_text(std::u32string_view text);
 
 // One pass of the nine ftfy-lite steps over (part of) a segment.
 std::u32string ftfy_pass(std::u32string_view text, bool unescape_html);
-// Passes until a pass changes nothing (ftfy's fix_and_explain loop).
+// Passes until a pass changes nothing (ftfy's fix_and_explain loop), at most kFtfyMaxPasses: each
+// nesting level of escapes ("&amp;amp;...") costs one pass, so without a bound a crafted caption
+// costs O(length^2) (ftfy itself would run for hours); real text needs a handful.
+inline constexpr int kFtfyMaxPasses = 64;
 std::u32string ftfy_fix_segment(std::u32string_view text, bool unescape_html);
 
 // fix_text in pieces, so that a caller can stop early: next() appends the fixed text of the next

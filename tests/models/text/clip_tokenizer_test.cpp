@@ -316,3 +316,16 @@ TEST(BpeModel, HeapMergeEqualsOfficialLoop) {
 
 }  // namespace
 }  // namespace clipshard
+
+namespace clipshard {
+namespace {
+TEST(ClipTokenizer, DeeplyNestedEscapesFinishFast) {
+  std::string nested = "&";
+  while (nested.size() < (4u << 20)) nested += "amp;";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = openai().tokenize(nested, 77);
+  EXPECT_LT(seconds_since(t0), 20.0);
+  EXPECT_TRUE(r.truncated);
+}
+}  // namespace
+}  // namespace clipshard

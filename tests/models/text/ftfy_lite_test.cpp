@@ -27,6 +27,18 @@ TEST(FtfyLite, RepeatsUntilNothingChanges) {
   EXPECT_EQ(fix("&am\x01p;"), "&");  // removing the control char makes an entity
 }
 
+TEST(FtfyLite, NestingDepthIsBounded) {
+  std::string nested = "&";
+  for (int i = 0; i < 100; ++i) nested += "amp;";
+  // Each pass removes one level; the loop stops after kFtfyMaxPasses passes.
+  std::string expected = "&";
+  for (int i = kFtfyMaxPasses; i < 100; ++i) expected += "amp;";
+  EXPECT_EQ(fix(nested), expected);
+  std::string huge = "&";
+  while (huge.size() < 1000000) huge += "amp;";
+  EXPECT_EQ(fix(huge).size(), huge.size() - 4 * kFtfyMaxPasses);
+}
+
 TEST(FtfyLite, LessThanTurnsUnescapingOffForThatAndLaterLines) {
   EXPECT_EQ(fix("a &amp; b\nc &amp; d < e\nf &amp; g"), "a & b\nc &amp; d < e\nf &amp; g");
   EXPECT_EQ(fix("a &amp;amp; < c"), "a &amp;amp; < c");
