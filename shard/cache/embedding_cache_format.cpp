@@ -14,7 +14,10 @@ namespace clipshard::cache_format {
 namespace {
 
 constexpr size_t kEmbeddingChunkBytes = 256 * 1024;  // random lookups read one chunk
-constexpr size_t kReadChunkCacheBytes = 4 * 1024 * 1024;
+// Chunk cache for reading compressed embeddings. Uncompressed ones are read with no chunk cache:
+// HDF5 then reads just the requested row (43k random lookups/s on 1M x 512), where a cache reads
+// and keeps a whole 256 KiB chunk per miss (3.4k random lookups/s, and memory grows).
+constexpr size_t kCompressedChunkCacheBytes = 4 * 1024 * 1024;
 
 std::string escape_name(const std::string& name) {
   if (name == ".") return "%2E";
@@ -422,19 +425,28 @@ void TableAppender::close() {
 
 TableSource::TableSource(hid_t file, const std::filesystem::path& path, const TableInfo& info)
     : path_(path), info_(info) {
-  H5PropertyList dapl(h5_check_id(H5Pcreate(H5P_DATASET_ACCESS), path, "H5Pcreate(access)"));
-  h5_check(H5Pset_chunk_cache(dapl.get(), 1021, kReadChunkCacheBytes, 1.0), path,
-           "H5Pset_chunk_cache");
-  auto open = [&](const char* name) {
+  auto open = [&](const char* name, hid_t dapl) {
     const std::string p = info.group + "/" + name;
     const htri_t exists = H5Lexists(file, p.c_str(), H5P_DEFAULT);
     if (exists < 0) throw_hdf5_error(path, "looking up " + p);
     if (exists == 0) throw_layout_error(path, "dataset " + p + " missing");
-    return H5Dataset(h5_check_id(H5Dopen2(file, p.c_str(), dapl.get()), path, "opening " + p));
+    return H5Dataset(h5_check_id(H5Dopen2(file, p.c_str(), dapl), path, "opening " + p));
   };
-  key_ = open("key");
-  row_ = open("row");
-  embedding_ = open("embedding");
+  key_ = open("key", H5P_DEFAULT);
+  row_ = open("row", H5P_DEFAULT);
+  {
+    H5PropertyList dapl(h5_check_id(H5Pcreate(H5P_DATASET_ACCESS), path, "H5Pcreate(access)"));
+    h5_check(H5Pset_chunk_cache(dapl.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, 1.0), path,
+             "H5Pset_chunk_cache");
+    embedding_ = open("embedding", dapl.get());
+    H5PropertyList dcpl(h5_check_id(H5Dget_create_plist(embedding_.get()), path,
+                                    "reading the layout of " + info.group + "/embedding"));
+    if (h5_check(H5Pget_nfilters(dcpl.get()), path, "H5Pget_nfilters") > 0) {
+      h5_check(H5Pset_chunk_cache(dapl.get(), 1021, kCompressedChunkCacheBytes, 1.0), path,
+               "H5Pset_chunk_cache");
+      embedding_ = open("embedding", dapl.get());
+    }
+  }
   const auto key_dims = dims_of(key_.get(), 2, path, info.group + "/key");
   const auto row_dims = dims_of(row_.get(), 1, path, info.group + "/row");
   const auto emb_dims = dims_of(embedding_.get(), 2, path, info.group + "/embedding");

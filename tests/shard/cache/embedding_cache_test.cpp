@@ -119,6 +119,30 @@ TEST(EmbeddingCache, Float16RoundTripWithinHalfPrecision) {
   EXPECT_GT(max_rel, 0.0);
 }
 
+TEST(EmbeddingCache, GzipRoundTripAndMerge) {
+  testing::TempDir dir;
+  const fs::path part = dir.path() / "part.h5", merged = dir.path() / "merged.h5";
+  const int n = 6000, dim = 96;
+  EmbeddingCacheWriterOptions options;
+  options.gzip_level = 4;
+  EmbeddingCacheWriter writer(part, options);
+  for (int i = 0; i < n; ++i)
+    writer.add(kImageA, key_of(i), i, embedding_of(8, i, dim).data(), dim);
+  writer.commit();
+  EmbeddingCacheMergeOptions merge_options;
+  merge_options.gzip_level = 1;
+  EXPECT_EQ(merge_embedding_caches({part}, merged, merge_options).entries, n);
+  for (const fs::path& path : {part, merged}) {
+    EmbeddingCacheReader reader(path);
+    for (int i = n - 1; i >= 0; i -= 7) {  // backwards: every lookup leaves the cached chunk
+      std::vector<float> got;
+      ASSERT_TRUE(reader.lookup(kImageA, key_of(i), &got));
+      expect_same_floats(got, embedding_of(8, i, dim));
+    }
+  }
+  EXPECT_THROW(EmbeddingCacheWriter(dir.path() / "x.h5", {false, 10}), std::invalid_argument);
+}
+
 TEST(EmbeddingCache, SeveralModelsAndTablesInOneFile) {
   testing::TempDir dir;
   const fs::path path = dir.path() / "part.h5";
