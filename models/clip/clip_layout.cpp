@@ -197,8 +197,8 @@ StateDict to_openai_layout(const StateDict& tensors, WeightsLayout layout,
   for (const auto& [key, parts] : qkv) {
     for (const auto& p : parts)
       if (!p.defined())
-        throw ModelError("incomplete q/k/v projection " + key.second + " for block '" +
-                         key.first + "'" + in(source));
+        throw ModelError("incomplete q/k/v projection " + key.second + " for block '" + key.first +
+                         "'" + in(source));
     out[key.first + "attn.in_proj_" + key.second] = torch::cat({parts[0], parts[1], parts[2]}, 0);
   }
   return out;
@@ -346,8 +346,7 @@ void apply_parsed_config(const nlohmann::json& cfg, const std::string& source, C
     check_config_size(v, "num_hidden_layers", d.vision_layers, "vision_config", source);
     check_config_size(v, "patch_size", d.vision_patch, "vision_config", source);
     check_config_size(v, "image_size", d.image_resolution, "vision_config", source);
-    if (v.contains("num_attention_heads"))
-      d.vision_heads = v["num_attention_heads"].get<int64_t>();
+    if (v.contains("num_attention_heads")) d.vision_heads = v["num_attention_heads"].get<int64_t>();
     if (v.contains("hidden_act") && parse_activation(v["hidden_act"], source) != d.activation)
       throw ModelError(source + ": text and vision hidden_act differ, which is not supported");
   }
@@ -400,14 +399,10 @@ std::string make_hf_config(const ClipDims& d) {
       {"projection_dim", d.embed_dim},
   };
   nlohmann::ordered_json cfg = {
-      {"architectures", {"CLIPModel"}},
-      {"initializer_factor", 1.0},
-      {"logit_scale_init_value", 2.6592},
-      {"model_type", "clip"},
-      {"projection_dim", d.embed_dim},
-      {"text_config", text},
-      {"torch_dtype", "float32"},
-      {"vision_config", vision},
+      {"architectures", {"CLIPModel"}},   {"initializer_factor", 1.0},
+      {"logit_scale_init_value", 2.6592}, {"model_type", "clip"},
+      {"projection_dim", d.embed_dim},    {"text_config", text},
+      {"torch_dtype", "float32"},         {"vision_config", vision},
   };
   return cfg.dump(2) + "\n";
 }

@@ -1,6 +1,6 @@
 // CLIP / LongCLIP weights in the canonical (OpenAI state dict) layout: converting other layouts to
-// it, inferring the architecture from tensor shapes, and the Hugging Face config.json that goes with
-// the Hugging Face layout. SPEC §2 lists the names.
+// it, inferring the architecture from tensor shapes, and the Hugging Face config.json that goes
+// with the Hugging Face layout. SPEC §2 lists the names.
 #pragma once
 
 #include <cstdint>
@@ -27,24 +27,24 @@ enum class Activation { kQuickGelu, kGelu, kGeluTanh };
 struct ClipDims {
   int64_t vision_width = 0;
   int64_t vision_layers = 0;
-  int64_t vision_heads = 0;      // width / 64 (at least 1), or the HF config's num_attention_heads
-  int64_t vision_mlp = 0;        // MLP hidden size (4 * width in CLIP)
+  int64_t vision_heads = 0;  // width / 64 (at least 1), or the HF config's num_attention_heads
+  int64_t vision_mlp = 0;    // MLP hidden size (4 * width in CLIP)
   int64_t vision_patch = 0;
   int64_t image_resolution = 0;  // patch * sqrt(positions - 1)
   int64_t text_width = 0;
   int64_t text_layers = 0;
   int64_t text_heads = 0;
   int64_t text_mlp = 0;
-  int64_t context_length = 0;    // rows of positional_embedding (77 CLIP, 248 LongCLIP)
+  int64_t context_length = 0;  // rows of positional_embedding (77 CLIP, 248 LongCLIP)
   int64_t vocab_size = 0;
   int64_t embed_dim = 0;
-  bool long_context = false;     // LongCLIP: positional_embedding_res present
+  bool long_context = false;  // LongCLIP: positional_embedding_res present
   // config: the text feature is taken at the first position holding this id; -1 (OpenAI/LongCLIP
   // files, legacy HF configs with eos 2) = at the first largest id, the official argmax(ids).
   int64_t eos_token_id = -1;
-  int64_t bos_token_id = -1;                    // config; informational
+  int64_t bos_token_id = -1;                       // config; informational
   Activation activation = Activation::kQuickGelu;  // config hidden_act
-  double layer_norm_eps = 1e-5;                 // config layer_norm_eps
+  double layer_norm_eps = 1e-5;                    // config layer_norm_eps
   // LongCLIP: rows [0, kLongClipKeptPositions) of the positional embedding come from
   // positional_embedding, the rest from positional_embedding_res.
   static constexpr int64_t kLongClipKeptPositions = 20;

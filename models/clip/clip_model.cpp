@@ -128,14 +128,15 @@ class VisionTowerImpl : public torch::nn::Module {
     positional_embedding_ =
         register_parameter("positional_embedding", torch::zeros({grid * grid + 1, w}), false);
     proj_ = register_parameter("proj", torch::zeros({w, d.embed_dim}), false);
-    conv1_ = register_module("conv1", Params())->add("weight", {w, 3, d.vision_patch, d.vision_patch});
+    conv1_ =
+        register_module("conv1", Params())->add("weight", {w, 3, d.vision_patch, d.vision_patch});
     auto ln_pre = register_module("ln_pre", Params());
     ln_pre_w_ = ln_pre->add("weight", {w});
     ln_pre_b_ = ln_pre->add("bias", {w});
     transformer_ = register_module(
-        "transformer", std::make_shared<TransformerImpl>(w, d.vision_layers, d.vision_heads,
-                                                         d.vision_mlp, d.activation,
-                                                         d.layer_norm_eps));
+        "transformer",
+        std::make_shared<TransformerImpl>(w, d.vision_layers, d.vision_heads, d.vision_mlp,
+                                          d.activation, d.layer_norm_eps));
     auto ln_post = register_module("ln_post", Params());
     ln_post_w_ = ln_post->add("weight", {w});
     ln_post_b_ = ln_post->add("bias", {w});
@@ -201,8 +202,8 @@ ClipModelImpl::ClipModelImpl(const ClipDims& dims) : dims_(dims) {
   if (dims.long_context)
     positional_embedding_res_ = register_parameter(
         "positional_embedding_res", torch::zeros({dims.context_length, dims.text_width}), false);
-  text_projection_ = register_parameter(
-      "text_projection", torch::zeros({dims.text_width, dims.embed_dim}), false);
+  text_projection_ =
+      register_parameter("text_projection", torch::zeros({dims.text_width, dims.embed_dim}), false);
   logit_scale_ = register_parameter("logit_scale", torch::zeros({}), false);
   visual_ = register_module("visual", std::make_shared<VisionTowerImpl>(dims));
   transformer_ = register_module(
@@ -275,8 +276,8 @@ at::Tensor ClipModelImpl::pooled_positions(const at::Tensor& ids) const {
 }
 
 at::Tensor ClipModelImpl::encode_text(const at::Tensor& ids) {
-  if (ids.dim() != 2 || ids.size(0) < 1 || ids.size(1) < 1 ||
-      ids.size(1) > dims_.context_length || at::isFloatingType(ids.scalar_type()))
+  if (ids.dim() != 2 || ids.size(0) < 1 || ids.size(1) < 1 || ids.size(1) > dims_.context_length ||
+      at::isFloatingType(ids.scalar_type()))
     throw ModelError("encode_text expects integer ids [B, L] with 1 <= L <= " +
                      std::to_string(dims_.context_length) + ", got " + c10::str(ids.sizes()));
   const auto ids_cpu = ids.to(at::kCPU, at::kLong).contiguous();

@@ -52,8 +52,9 @@ std::optional<fs::path> hf_cache_snapshot(const fs::path& repo_dir) {
   if (!fs::is_directory(repo_dir / "snapshots", ec)) return std::nullopt;
   if (is_file(repo_dir / "refs" / "main")) {
     std::string rev = read_text_file(repo_dir / "refs" / "main");
-    rev.erase(std::remove_if(rev.begin(), rev.end(), [](unsigned char c) { return std::isspace(c); }),
-              rev.end());
+    rev.erase(
+        std::remove_if(rev.begin(), rev.end(), [](unsigned char c) { return std::isspace(c); }),
+        rev.end());
     const fs::path snap = repo_dir / "snapshots" / rev;
     if (!rev.empty() && fs::is_directory(snap, ec)) return snap;
   }
@@ -108,7 +109,8 @@ fs::path resolve_model_path(const std::string& name, const fs::path& models_dir)
     return path_exists(p);
   };
   fs::path as_path = name;
-  if (name.rfind("~/", 0) == 0 && !env("HOME").empty()) as_path = fs::path(env("HOME")) / name.substr(2);
+  if (name.rfind("~/", 0) == 0 && !env("HOME").empty())
+    as_path = fs::path(env("HOME")) / name.substr(2);
   if (try_path(as_path)) return as_path;
 
   std::string dashed = name;
@@ -157,7 +159,8 @@ std::optional<fs::path> find_checkpoint_in_dir(const fs::path& dir) {
     const std::string fname = entry.path().filename().string();
     const std::string low = lower(fname);
     auto ends = [&fname](const std::string& ext) {
-      return fname.size() >= ext.size() && fname.compare(fname.size() - ext.size(), ext.size(), ext) == 0;
+      return fname.size() >= ext.size() &&
+             fname.compare(fname.size() - ext.size(), ext.size(), ext) == 0;
     };
     if (!(ends(".pt") || ends(".bin") || ends(".ckpt"))) continue;
     all.push_back(entry.path());
@@ -208,7 +211,8 @@ LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_ou
     const bool has_bin = is_file(path / "pytorch_model.bin");
     if (is_file(path / "config.json") && (has_safetensors || has_bin)) {
       result.format = ModelFormat::kHuggingFaceDir;
-      result.weights_file = has_safetensors ? path / "model.safetensors" : path / "pytorch_model.bin";
+      result.weights_file =
+          has_safetensors ? path / "model.safetensors" : path / "pytorch_model.bin";
       config_file = path / "config.json";
     } else if (auto ck = find_checkpoint_in_dir(path)) {
       result.weights_file = *ck;
@@ -243,7 +247,8 @@ LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_ou
   if (layout == WeightsLayout::kHuggingFace) {
     if (!config_file && is_file(dir / "config.json")) config_file = dir / "config.json";
     if (config_file) apply_hf_config(read_text_file(*config_file), config_file->string(), dims);
-    if (result.format != ModelFormat::kHuggingFaceDir) result.format = ModelFormat::kHuggingFaceFile;
+    if (result.format != ModelFormat::kHuggingFaceDir)
+      result.format = ModelFormat::kHuggingFaceFile;
   } else if (torchscript) {
     result.format = ModelFormat::kOpenAITorchScript;
   } else {

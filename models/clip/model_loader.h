@@ -19,20 +19,20 @@ enum class ModelFamily {
 };
 
 struct ModelRequest {
-  std::string name_or_path;             // a path, or a name such as "openai/clip-vit-base-patch32"
+  std::string name_or_path;  // a path, or a name such as "openai/clip-vit-base-patch32"
   ModelFamily family = ModelFamily::kAny;
-  std::filesystem::path models_dir;     // searched for names; "" = not searched
-  std::string device;                   // "" = auto (see resolve_device)
-  std::string precision;                // "" = auto: fp16 on CUDA, fp32 on CPU
-  int torch_threads = 0;                // > 0: at::set_num_threads(n) (process-wide); 0 = leave it
+  std::filesystem::path models_dir;  // searched for names; "" = not searched
+  std::string device;                // "" = auto (see resolve_device)
+  std::string precision;             // "" = auto: fp16 on CUDA, fp32 on CPU
+  int torch_threads = 0;             // > 0: at::set_num_threads(n) (process-wide); 0 = leave it
 };
 
 enum class ModelFormat {
-  kHuggingFaceDir,     // config.json + model.safetensors / pytorch_model.bin
-  kOpenAIStateDict,    // torch.save'd OpenAI-layout state dict (.pt)
-  kOpenAITorchScript,  // OpenAI's released TorchScript archive (.pt)
-  kLongClipCheckpoint, // torch.save'd LongCLIP state dict (.pt/.bin/.ckpt)
-  kHuggingFaceFile,    // a lone safetensors/.bin file with Hugging Face names
+  kHuggingFaceDir,      // config.json + model.safetensors / pytorch_model.bin
+  kOpenAIStateDict,     // torch.save'd OpenAI-layout state dict (.pt)
+  kOpenAITorchScript,   // OpenAI's released TorchScript archive (.pt)
+  kLongClipCheckpoint,  // torch.save'd LongCLIP state dict (.pt/.bin/.ckpt)
+  kHuggingFaceFile,     // a lone safetensors/.bin file with Hugging Face names
 };
 const char* model_format_name(ModelFormat format);
 
@@ -41,8 +41,8 @@ struct LoadedModel {
   ClipDims dims;
   ModelFamily family = ModelFamily::kClip;  // kClip or kLongClip (what the weights are)
   ModelFormat format = ModelFormat::kOpenAIStateDict;
-  std::filesystem::path resolved_path;      // the directory or file the name resolved to
-  std::filesystem::path weights_file;       // the checkpoint file actually read
+  std::filesystem::path resolved_path;  // the directory or file the name resolved to
+  std::filesystem::path weights_file;   // the checkpoint file actually read
   // Hugging Face tokenizer files next to the weights, when both exist; otherwise the caller uses
   // the bundled BPE vocabulary.
   std::optional<std::filesystem::path> vocab_json, merges_txt;

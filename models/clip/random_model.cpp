@@ -67,7 +67,8 @@ at::Tensor normal(at::IntArrayRef shape, double mean, double std, uint64_t seed,
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -94,7 +95,8 @@ ClipDims preset_dims(const std::string& preset) {
   }
   std::string names;
   for (const auto& p : kPresets) names += std::string(names.empty() ? "" : ", ") + p.name;
-  throw std::invalid_argument("unknown random model preset '" + preset + "' (known: " + names + ")");
+  throw std::invalid_argument("unknown random model preset '" + preset + "' (known: " + names +
+                              ")");
 }
 
 std::vector<std::string> preset_names() {
@@ -162,7 +164,9 @@ void write_random_model(const std::string& preset, RandomModelFormat format, uin
   std::error_code ec;
   if (format == RandomModelFormat::kHuggingFaceDir) {
     fs::create_directories(out_path, ec);
-    if (ec) throw std::runtime_error("cannot create directory " + out_path.string() + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot create directory " + out_path.string() + ": " +
+                               ec.message());
     std::ofstream config(out_path / "config.json", std::ios::binary | std::ios::trunc);
     config << make_hf_config(dims);  // bos/eos = the two largest ids, as CLIP's vocabulary
     if (!config.flush())

@@ -20,8 +20,8 @@ ClipDims preset_dims(const std::string& preset);
 std::vector<std::string> preset_names();
 
 enum class RandomModelFormat {
-  kHuggingFaceDir,   // out_path = directory: config.json + model.safetensors (CLIP presets only)
-  kOpenAIStateDict,  // out_path = .pt file: torch.save'd OpenAI-layout state dict (CLIP presets)
+  kHuggingFaceDir,      // out_path = directory: config.json + model.safetensors (CLIP presets only)
+  kOpenAIStateDict,     // out_path = .pt file: torch.save'd OpenAI-layout state dict (CLIP presets)
   kLongClipCheckpoint,  // out_path = .pt file: torch.save'd LongCLIP state dict (LongCLIP presets)
 };
 

@@ -81,8 +81,8 @@ TEST(ClipLayout, HuggingFaceRoundTripIsExact) {
 TEST(ClipLayout, HuggingFaceNamesMatchTransformers) {
   // The micro fixture's model.safetensors was written with transformers' CLIPModel names.
   const StateDict real = read_safetensors(fixtures() / "models/micro/hf/model.safetensors");
-  const StateDict mine = to_hf_layout(make_random_weights(infer_dims(
-      to_openai_layout(real, WeightsLayout::kHuggingFace)), 1));
+  const StateDict mine = to_hf_layout(
+      make_random_weights(infer_dims(to_openai_layout(real, WeightsLayout::kHuggingFace)), 1));
   ASSERT_EQ(real.size(), mine.size());
   for (const auto& [name, t] : real) {
     ASSERT_TRUE(mine.count(name)) << name;
@@ -134,8 +134,7 @@ TEST(ClipLayout, CheckStateDictReportsMissingAndUnexpected) {
 
 TEST(ClipLayout, HuggingFaceConfigGivesHeadsActivationAndEos) {
   ClipDims d = preset_dims("micro");
-  const std::string cfg =
-      testing::read_file_bytes(fixtures() / "models/micro/hf/config.json");
+  const std::string cfg = testing::read_file_bytes(fixtures() / "models/micro/hf/config.json");
   apply_hf_config(cfg, "config.json", d);
   EXPECT_EQ(d.activation, Activation::kQuickGelu);
   EXPECT_EQ(d.text_heads, 1);

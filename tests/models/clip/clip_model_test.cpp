@@ -91,8 +91,9 @@ TEST(ClipModel, ImageBatchEqualsSingleImages) {
   ASSERT_EQ(batch.sizes(), (std::vector<int64_t>{3, dims.embed_dim}));
   EXPECT_EQ(batch.scalar_type(), torch::kFloat);
   for (int64_t i = 0; i < 3; ++i)
-    EXPECT_LE(testing::max_abs_diff(model->encode_image(images.narrow(0, i, 1)), batch.narrow(0, i, 1)),
-              1e-5);
+    EXPECT_LE(
+        testing::max_abs_diff(model->encode_image(images.narrow(0, i, 1)), batch.narrow(0, i, 1)),
+        1e-5);
   // Different images give different features (the random weights are not degenerate).
   EXPECT_GT(testing::max_abs_diff(batch[0], batch[1]), 1e-3);
   // The result is an ordinary tensor: in-place updates outside inference mode work.

@@ -34,14 +34,16 @@ inline at::Tensor read_npy_f32(const std::filesystem::path& p) {
     throw std::runtime_error(p.string() + " is not .npy");
   const size_t header_len = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
   const std::string header = bytes.substr(10, header_len);
-  if (header.find("'<f4'") == std::string::npos || header.find("'fortran_order': False") == std::string::npos)
+  if (header.find("'<f4'") == std::string::npos ||
+      header.find("'fortran_order': False") == std::string::npos)
     throw std::runtime_error(p.string() + ": expected little-endian float32 in C order");
   const auto open = header.find("'shape': (") + 10, close = header.find(')', open);
   std::vector<int64_t> shape;
   std::string dims = header.substr(open, close - open);
   for (size_t pos = 0; pos < dims.size();) {
     const size_t comma = dims.find(',', pos);
-    const std::string tok = dims.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const std::string tok =
+        dims.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     if (tok.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(tok));
     if (comma == std::string::npos) break;
     pos = comma + 1;
@@ -55,7 +57,8 @@ inline at::Tensor read_npy_f32(const std::filesystem::path& p) {
 }
 
 // JSONL with {"id": ..., "input_ids": [...]}: id -> ids.
-inline std::map<std::string, std::vector<int64_t>> read_token_jsonl(const std::filesystem::path& p) {
+inline std::map<std::string, std::vector<int64_t>> read_token_jsonl(
+    const std::filesystem::path& p) {
   std::map<std::string, std::vector<int64_t>> out;
   std::ifstream in(p);
   std::string line;
@@ -68,8 +71,8 @@ inline std::map<std::string, std::vector<int64_t>> read_token_jsonl(const std::f
 }
 
 inline at::Tensor ids_tensor(const std::vector<std::vector<int64_t>>& rows) {
-  auto t = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows.at(0).size())},
-                        torch::kLong);
+  auto t = torch::empty(
+      {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows.at(0).size())}, torch::kLong);
   for (size_t i = 0; i < rows.size(); ++i)
     std::memcpy(t[i].data_ptr<int64_t>(), rows[i].data(), rows[i].size() * sizeof(int64_t));
   return t;
