@@ -1,0 +1,27 @@
+// The command line (SPEC §5, docs/CLI.md):
+//   clipshard run CONFIG.json [--set KEY=VALUE]... [--restart]
+//   clipshard run --op OPERATOR --model MODEL --input MANIFEST... --output-dir DIR
+//                 [--param NAME=VALUE]... [--batch-size N] [--device auto|cpu|cuda] [--restart]
+//   clipshard status RUN_DIR
+//   clipshard make-model --preset NAME --format hf|openai|longclip --out PATH [--seed N] [--fp16]
+//   clipshard version
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace clipshard {
+
+// Runs the command; returns the process exit status (driver/signals.h).
+int run_cli(int argc, char** argv);
+
+// The config object `clipshard run --op ...` stands for. Throws std::invalid_argument for a
+// malformed --param.
+nlohmann::json config_from_flags(const std::string& op, const std::string& model,
+                                 const std::vector<std::string>& inputs,
+                                 const std::string& output_dir,
+                                 const std::vector<std::string>& params);
+
+}  // namespace clipshard

@@ -1,0 +1,181 @@
+#include "driver/job.h"
+
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include "driver/mpi_transport.h"
+#include "driver/scheduler.h"
+#include "driver/signals.h"
+#include "driver/summary.h"
+#include "driver/worker_loop.h"
+#include "shard/atomic_file.h"
+#include "shard/merge.h"
+#include "shard/run_directory.h"
+
+namespace clipshard {
+
+namespace {
+
+// The driver's state for one run: plan, run directory (locked), shards still to do.
+struct DriverSide {
+  ShardPlan plan;
+  std::unique_ptr<RunDirectory> dir;
+  std::unique_ptr<RunLock> lock;
+  std::vector<int64_t> todo;
+  bool resumed = false;
+};
+
+DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, std::ostream& log) {
+  DriverSide d;
+  const auto manifests = expand_manifest_inputs(config.inputs);
+  d.dir = std::make_unique<RunDirectory>(config.output_dir);
+  d.lock = std::make_unique<RunLock>(d.dir->lock());
+  d.plan = plan_shards(manifests, config.lines_per_shard);
+  if (options.restart) d.dir->clear_for_restart();
+  const RunIdentity identity{result_fingerprint(config), manifest_fingerprints(d.plan),
+                             config.lines_per_shard, static_cast<int64_t>(d.plan.shards.size())};
+  d.resumed = check_or_write_state(*d.dir, identity) == StateCheck::kResume;
+  for (const auto& s : d.plan.shards)
+    if (!d.dir->shard_done(s.id)) d.todo.push_back(s.id);
+  log << "clipshard: " << d.plan.total_lines() << " lines in " << d.plan.manifests.size()
+      << " manifest(s), " << d.plan.shards.size() << " shards";
+  if (d.resumed)
+    log << "; resuming: " << d.plan.shards.size() - d.todo.size() << " shards already finished";
+  log << std::endl;
+  return d;
+}
+
+int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& schedule,
+                  std::ostream& log) {
+  if (!schedule.complete) {
+    const int64_t done = static_cast<int64_t>(d.plan.shards.size() - schedule.unfinished.size());
+    log << "clipshard: stopped (signal " << stop_signal() << "): " << done << "/"
+        << d.plan.shards.size() << " shards finished, " << schedule.unfinished.size()
+        << " left; run the same command again to resume" << std::endl;
+    return kExitInterrupted;
+  }
+  const nlohmann::json summary = merge_and_summarize(*d.dir, d.plan, config, schedule);
+  log << "clipshard: finished: " << summary_line(summary) << std::endl;
+  return kExitOk;
+}
+
+int in_process(const RunConfig& config, const JobOptions& options,
+               const ProcessorFactory& factory) {
+  std::ostream& log = options.log ? *options.log : std::cerr;
+  set_stop_requested(false);
+  DriverSide d = prepare_driver(config, options, log);
+  ScheduleResult schedule;
+  if (!d.todo.empty()) {
+    const int n = std::max(1, options.in_process_workers);
+    // Built here, before any work, so that a model that cannot be loaded is reported directly.
+    std::vector<std::unique_ptr<ShardProcessor>> processors;
+    for (int w = 1; w <= n; ++w) processors.push_back(factory(config, {w, w - 1, n}));
+    InProcessNetwork network(n + 1);
+    std::vector<std::thread> threads;
+    for (int w = 1; w <= n; ++w) {
+      threads.emplace_back([&, w] {
+        run_worker_loop(network.endpoint(w), 0, *processors[w - 1], *d.dir, stop_requested());
+      });
+    }
+    std::vector<int> workers;
+    for (int w = 1; w <= n; ++w) workers.push_back(w);
+    SchedulerOptions sopts{config.progress_interval_s, config.worker_timeout_s, &log};
+    try {
+      schedule = run_scheduler(network.endpoint(0), d.plan, d.todo, workers, sopts,
+                               stop_requested());
+    } catch (...) {
+      set_stop_requested(true);  // busy workers stop after their batch; idle ones get kNoMore
+      for (int w = 1; w <= n; ++w) network.endpoint(0).send(w, {MessageType::kNoMore, 0, -1, 0, ""});
+      for (auto& t : threads) t.join();
+      throw;
+    }
+    for (auto& t : threads) t.join();
+  } else {
+    schedule.complete = true;
+  }
+  return finish_driver(d, config, schedule, log);
+}
+
+}  // namespace
+
+int run_job_in_process(const RunConfig& config, const JobOptions& options,
+                       const ProcessorFactory& factory) {
+  install_stop_signal_handlers();
+  return in_process(config, options, factory);
+}
+
+int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, char*** argv,
+                const ProcessorFactory& factory) {
+  MpiSession mpi(argc, argv);
+  install_stop_signal_handlers();
+  if (mpi.size() == 1) {
+    try {
+      return in_process(config, options, factory);
+    } catch (const std::exception& e) {
+      std::cerr << "clipshard: error: " << e.what() << std::endl;
+      return kExitError;
+    }
+  }
+  std::ostream& log = options.log ? *options.log : std::cerr;
+  auto transport = make_mpi_transport(mpi);
+  if (mpi.rank() == 0) {
+    DriverSide d;
+    try {
+      d = prepare_driver(config, options, log);
+    } catch (const std::exception& e) {
+      // Nothing started: release the workers and exit with the message.
+      for (int w = 1; w < mpi.size(); ++w) transport->send(w, {MessageType::kNoMore, 0, -1, 0, ""});
+      std::cerr << "clipshard: error: " << e.what() << std::endl;
+      return kExitError;
+    }
+    std::vector<int> workers;
+    for (int w = 1; w < mpi.size(); ++w) workers.push_back(w);
+    try {
+      SchedulerOptions sopts{config.progress_interval_s, config.worker_timeout_s, &log};
+      const ScheduleResult schedule =
+          run_scheduler(*transport, d.plan, d.todo, workers, sopts, stop_requested());
+      return finish_driver(d, config, schedule, log);
+    } catch (const std::exception& e) {
+      mpi.abort(e.what(), kExitError);
+    }
+  }
+  // Worker rank.
+  try {
+    const auto processor =
+        factory(config, {mpi.rank(), mpi.local_rank(), std::max(1, mpi.local_size())});
+    RunDirectory dir(config.output_dir);
+    switch (run_worker_loop(*transport, 0, *processor, dir, stop_requested())) {
+      case WorkerExit::kNoMoreWork: return kExitOk;
+      case WorkerExit::kInterrupted: return kExitInterrupted;
+      case WorkerExit::kFailed: break;
+    }
+    // The driver received the failure and aborts the job; wait for it.
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  } catch (const std::exception& e) {
+    transport->send(0, {MessageType::kFailed, 0, -1, 0, e.what()});
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+nlohmann::json run_status(const std::string& run_dir) {
+  const RunDirectory dir(run_dir);
+  nlohmann::json status = {{"state", "empty"}, {"shards_total", 0}, {"shards_done", 0},
+                           {"rows_done", 0}};
+  if (!std::filesystem::exists(dir.state())) return status;
+  const auto state = nlohmann::json::parse(read_file(dir.state()));
+  const int64_t total = state.value("shard_count", int64_t{0});
+  int64_t done = 0, rows = 0;
+  for (int64_t s = 0; s < total; ++s) {
+    if (!dir.shard_done(s)) continue;
+    ++done;
+    rows += nlohmann::json::parse(read_file(dir.shard_parts(s).done)).value("rows", int64_t{0});
+  }
+  status["shards_total"] = total;
+  status["shards_done"] = done;
+  status["rows_done"] = rows;
+  status["state"] = done == total && std::filesystem::exists(dir.summary()) ? "finished" : "partial";
+  return status;
+}
+
+}  // namespace clipshard

@@ -1,0 +1,63 @@
+// make_clip_processor (job.h): device and thread budget for one worker, then the models.
+#include <torch/torch.h>
+
+#include <thread>
+
+#include "driver/job.h"
+#include "worker/clip_shard_processor.h"
+
+namespace clipshard {
+
+namespace {
+
+// "auto" -> the GPU of this local rank when CUDA is present, else the CPU. Workers on one node get
+// distinct GPUs while there are no more workers than GPUs on the node.
+std::string worker_device(const std::string& configured, const WorkerPlacement& placement) {
+  if (configured == "cpu") return "cpu";
+  const bool cuda = torch::cuda::is_available();
+  if (configured == "cuda" || (configured == "auto" && cuda)) {
+    const int gpus = std::max<int>(1, static_cast<int>(torch::cuda::device_count()));
+    return "cuda:" + std::to_string(placement.local_rank % gpus);
+  }
+  return "cpu";
+}
+
+}  // namespace
+
+std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
+                                                    const WorkerPlacement& placement) {
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int budget = std::max(1, cores / std::max(1, placement.ranks_on_node));
+  const std::string device = worker_device(config.device, placement);
+  const bool gpu = device.rfind("cuda", 0) == 0;
+
+  ModelBankOptions bank;
+  bank.models_dir = config.models_dir;
+  bank.device = device;
+  // On a GPU the CPU only decodes; on the CPU inference takes the cores and decoding, which costs
+  // a few percent of inference per image, gets a quarter of them.
+  bank.torch_threads = config.torch_threads > 0 ? config.torch_threads : (gpu ? 1 : budget);
+  auto models = std::make_shared<ModelBank>(config.pipeline, bank);
+
+  ClipProcessorOptions options;
+  options.batch_size = config.batch_size;
+  options.decode_threads = config.decode_threads > 0 ? config.decode_threads
+                                                     : (gpu ? std::max(1, budget - 1)
+                                                            : std::max(1, budget / 4));
+  options.prefetch_batches = config.prefetch_batches;
+  options.source.image_root = config.image_root;
+  options.source.enforce_image_root = config.enforce_image_root;
+  options.decode.max_pixels = config.max_image_pixels;
+  options.decode.reduced_decode = config.reduced_decode;
+  options.cache.write = config.embedding_cache.enabled;
+  options.cache.lossy_fp16 = config.embedding_cache.lossy_fp16;
+  if (config.embedding_cache.enabled) {
+    // The run directory's own cache (from an earlier run there, e.g. before --restart with a new
+    // threshold) and the configured ones.
+    options.cache.reuse.push_back(std::filesystem::path(config.output_dir) / "embeddings.h5");
+    for (const auto& p : config.embedding_cache.reuse) options.cache.reuse.push_back(p);
+  }
+  return std::make_unique<ClipShardProcessor>(config.pipeline, std::move(models), options);
+}
+
+}  // namespace clipshard

@@ -1,0 +1,52 @@
+// The driver role: hands shards out on demand (a worker that finishes asks for the next one, so a
+// fast worker is never idle while a slow one holds a queue), tracks heartbeats and progress, and
+// stops cleanly on a signal.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "driver/transport.h"
+#include "shard/shard_plan.h"
+
+namespace clipshard {
+
+struct SchedulerOptions {
+  double progress_interval_s = 10.0;  // progress line period (0 = never)
+  double worker_timeout_s = 1800.0;   // a worker holding a shard silent this long = failure
+  std::ostream* log = nullptr;        // progress lines (stderr by default)
+};
+
+struct ScheduleResult {
+  bool complete = false;               // every shard of `todo` finished
+  int64_t shards_finished = 0;         // in this run
+  int64_t lines_finished = 0;          // lines of the shards finished in this run
+  std::vector<int64_t> unfinished;     // shards of `todo` not finished (stopped by a signal)
+  double seconds = 0.0;
+  std::map<int, int64_t> shards_per_rank;
+};
+
+// A worker reported a failure or stopped answering: names the rank and what it was doing.
+class WorkerFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Serves `todo` (shard ids, in plan order) to `workers` (ranks on `transport`) until every shard
+// is finished or `stop` is raised and every worker has reported back. Each worker gets kNoMore
+// exactly once. Throws WorkerFailure on kFailed or a heartbeat timeout.
+ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
+                             const std::vector<int64_t>& todo, const std::vector<int>& workers,
+                             const SchedulerOptions& options, const std::atomic<bool>& stop);
+
+// Serializes a shard assignment (kAssign's text) and back.
+std::string encode_assignment(const ShardPlan& plan, int64_t shard_id);
+
+}  // namespace clipshard

@@ -1,0 +1,62 @@
+#include "driver/worker_loop.h"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+namespace clipshard {
+
+ShardTask decode_assignment(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  ShardTask t;
+  t.shard.id = j.at("id");
+  t.shard.manifest = j.at("manifest_index");
+  t.shard.first_line = j.at("first_line");
+  t.shard.line_count = j.at("line_count");
+  t.shard.byte_begin = j.at("byte_begin");
+  t.shard.byte_end = j.at("byte_end");
+  t.manifest = j.at("manifest");
+  t.global_base = j.at("global_base");
+  return t;
+}
+
+WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
+                           const RunDirectory& dir, const std::atomic<bool>& stop) {
+  using Clock = std::chrono::steady_clock;
+  for (;;) {
+    transport.send(driver_rank, {MessageType::kRequest, 0, -1, 0, ""});
+    std::optional<Message> reply;
+    while (!(reply = transport.receive(1.0))) {
+    }
+    if (reply->type == MessageType::kNoMore) return WorkerExit::kNoMoreWork;
+    if (reply->type != MessageType::kAssign) {
+      transport.send(driver_rank, {MessageType::kFailed, 0, -1, 0,
+                                   std::string("unexpected message ") +
+                                       message_type_name(reply->type)});
+      return WorkerExit::kFailed;
+    }
+    const int64_t shard = reply->shard;
+    auto last_sent = Clock::now();
+    auto progress = [&](int64_t lines_done) {
+      const auto now = Clock::now();
+      if (std::chrono::duration<double>(now - last_sent).count() < 0.25) return;
+      last_sent = now;
+      transport.send(driver_rank, {MessageType::kProgress, 0, shard, lines_done, ""});
+    };
+    ShardOutcome outcome;
+    try {
+      outcome = processor.process(decode_assignment(reply->text), dir, transport.rank(), stop,
+                                  progress);
+    } catch (const std::exception& e) {
+      transport.send(driver_rank, {MessageType::kFailed, 0, shard, 0, e.what()});
+      return WorkerExit::kFailed;
+    }
+    if (outcome == ShardOutcome::kInterrupted) {
+      transport.send(driver_rank, {MessageType::kInterrupted, 0, shard, 0, ""});
+      return WorkerExit::kInterrupted;
+    }
+    transport.send(driver_rank, {MessageType::kFinished, 0, shard, 0, ""});
+  }
+}
+
+}  // namespace clipshard

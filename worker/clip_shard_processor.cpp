@@ -1,0 +1,428 @@
+#include "worker/clip_shard_processor.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <future>
+#include <mutex>
+#include <unordered_map>
+
+#include "models/text/python_text.h"
+#include "shard/cache/content_key.h"
+#include "shard/cache/embedding_cache_reader.h"
+#include "shard/cache/embedding_cache_writer.h"
+#include "shard/manifest_reader.h"
+#include "worker/shard_part_writer.h"
+#include "worker/thread_pool.h"
+
+namespace clipshard {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// One distinct image file of the shard.
+struct ImageFile {
+  std::filesystem::path path;
+  int64_t first_row = 0;                 // global row id of the first row that uses it
+  std::vector<char> needs;               // per image space
+  RowStatus status;
+  std::vector<std::vector<float>> emb;   // per image space: normalised embedding once known
+  std::vector<char> reused;              // per image space: came from the reuse cache
+  ContentKey key{};
+};
+
+// One distinct token sequence of a text space.
+struct TextItem {
+  int space = 0;
+  std::vector<int32_t> ids;
+  int64_t first_row = 0;
+  ContentKey key{};
+  bool needed = false;
+  bool reused = false;
+  std::vector<float> emb;
+};
+
+struct RowOp {
+  int image = -1;  // index into the shard's ImageFiles
+  int text = -1;   // index into the shard's TextItems
+  RowStatus status;
+  std::string key;  // the row key a failure is about
+};
+
+struct Row {
+  int64_t line = 0;
+  int64_t global_row = 0;
+  Json object;
+  std::vector<RowOp> ops;
+};
+
+// What a decode task hands back.
+struct Decoded {
+  RowStatus status;
+  ContentKey key{};
+  std::vector<std::vector<float>> pixels;  // per image space: CHW, empty when not needed/cached
+  std::vector<std::vector<float>> cached;  // per image space: embedding from the reuse cache
+  double seconds = 0.0;
+};
+
+CacheTable image_table(const ModelBank& models, const ImageSpace& space) {
+  return {models.model_id(space.model), "image", space.pipeline};
+}
+CacheTable text_table(const ModelBank& models, const TextSpace& space) {
+  return {models.model_id(space.model), "text", space.pipeline};
+}
+
+void increment(nlohmann::json& counters, const std::string& key, int64_t by = 1) {
+  counters[key] = counters.value(key, int64_t{0}) + by;
+}
+
+}  // namespace
+
+struct ClipShardProcessor::Impl {
+  std::vector<OperatorSpec> ops;
+  std::shared_ptr<ModelBank> models;
+  ClipProcessorOptions options;
+  ThreadPool pool;
+  std::unique_ptr<EmbeddingCacheReader> reuse;
+  std::mutex reuse_mutex;  // HDF5 is not thread-safe
+
+  Impl(std::vector<OperatorSpec> o, std::shared_ptr<ModelBank> m, ClipProcessorOptions opt)
+      : ops(std::move(o)), models(std::move(m)), options(std::move(opt)),
+        pool(std::max(1, options.decode_threads)) {
+    std::vector<std::filesystem::path> existing;
+    for (const auto& p : options.cache.reuse)
+      if (std::filesystem::exists(p)) existing.push_back(p);
+    if (!existing.empty()) reuse = std::make_unique<EmbeddingCacheReader>(existing);
+    int target = 0;
+    for (const auto& s : models->image_spaces()) target = std::max(target, s.spec.size);
+    options.decode.target_short_side = target;
+  }
+
+  bool lookup(const CacheTable& table, const ContentKey& key, std::vector<float>* out) {
+    if (!reuse) return false;
+    std::lock_guard<std::mutex> lock(reuse_mutex);
+    return reuse->lookup(table, key, out);
+  }
+
+  Decoded decode(const std::filesystem::path& path, const std::vector<char>& needs) {
+    const auto start = Clock::now();
+    const auto& spaces = models->image_spaces();
+    Decoded d;
+    d.pixels.resize(spaces.size());
+    d.cached.resize(spaces.size());
+    std::vector<uint8_t> bytes;
+    d.status = read_image_bytes(path, options.source, &bytes);
+    if (!d.status.ok()) return d;
+    d.key = content_key(bytes.data(), bytes.size());
+    bool all_cached = true;
+    for (size_t s = 0; s < spaces.size(); ++s) {
+      if (needs[s] && !lookup(image_table(*models, spaces[s]), d.key, &d.cached[s]))
+        all_cached = false;
+    }
+    if (!all_cached) {
+      RgbImage image;
+      d.status = decode_image_bytes(bytes.data(), bytes.size(), options.decode, &image);
+      if (d.status.ok()) {
+        for (size_t s = 0; s < spaces.size(); ++s) {
+          if (!needs[s] || !d.cached[s].empty()) continue;
+          const RgbImage crop = resize_and_center_crop(image, spaces[s].spec);
+          d.pixels[s].resize(size_t{3} * spaces[s].spec.size * spaces[s].spec.size);
+          normalize_to_chw(crop, spaces[s].spec, d.pixels[s].data());
+        }
+      }
+    }
+    d.seconds = seconds_since(start);
+    return d;
+  }
+};
+
+ClipShardProcessor::ClipShardProcessor(std::vector<OperatorSpec> ops,
+                                       std::shared_ptr<ModelBank> models,
+                                       ClipProcessorOptions options)
+    : impl_(std::make_unique<Impl>(std::move(ops), std::move(models), std::move(options))) {}
+
+ClipShardProcessor::~ClipShardProcessor() = default;
+
+ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirectory& dir, int rank,
+                                         const std::atomic<bool>& stop,
+                                         const ShardProgress& progress) {
+  const Shard& shard = task.shard;
+  Impl& m = *impl_;
+  ModelBank& models = *m.models;
+  const auto& image_spaces = models.image_spaces();
+  const auto& text_spaces = models.text_spaces();
+  const int batch_size = std::max(1, m.options.batch_size);
+  const auto start = Clock::now();
+  double decode_seconds = 0.0, model_seconds = 0.0;
+
+  const std::string& manifest = task.manifest;
+  const std::filesystem::path manifest_dir = std::filesystem::path(manifest).parent_path();
+  const int64_t global_base = task.global_base;
+
+  ShardPartWriter writer(dir, shard.id);
+  std::vector<ErrorRecord> error_records;  // written in line order at the end
+  nlohmann::json errors = nlohmann::json::object();
+  nlohmann::json stats = {{"lines", shard.line_count}, {"rows", 0}, {"blank_lines", 0},
+                          {"error_lines", 0},          {"error_rows", 0}};
+  int64_t truncated = 0;
+
+  // 1. Lines -> rows -> per operator: image file and token sequence (deduplicated).
+  std::vector<Row> rows;
+  std::vector<ImageFile> files;
+  std::unordered_map<std::string, int> file_index;
+  std::vector<TextItem> texts;
+  std::unordered_map<ContentKey, int, ContentKeyHash> text_index;  // key mixes in the space
+  {
+    ManifestReader reader(manifest, shard.byte_begin, shard.first_line);
+    ManifestLine line;
+    for (int64_t i = 0; i < shard.line_count; ++i) {
+      if (!reader.next(&line))
+        throw std::runtime_error("manifest " + manifest + " is shorter than planned (changed "
+                                 "during the run?)");
+      ParsedLine parsed = parse_manifest_line(line.text);
+      if (parsed.kind == LineKind::kBlank) {
+        increment(stats, "blank_lines");
+        continue;
+      }
+      if (parsed.kind == LineKind::kBroken) {
+        error_records.push_back({manifest, line.line_number, parsed.status, "", ""});
+        increment(errors, std::string(row_error_name(parsed.status.code)));
+        increment(stats, "error_lines");
+        continue;
+      }
+      Row row;
+      row.line = line.line_number;
+      row.global_row = global_base + line.line_number - 1;
+      row.object = std::move(parsed.object);
+      row.ops.resize(m.ops.size());
+      for (size_t o = 0; o < m.ops.size(); ++o) {
+        const OperatorSpec& op = m.ops[o];
+        RowOp& ro = row.ops[o];
+        std::string image_value, caption;
+        ro.status = get_string_field(row.object, op.image_key, &image_value);
+        ro.key = op.image_key;
+        std::filesystem::path resolved;
+        if (ro.status.ok()) {
+          ro.status = get_string_field(row.object, op.text_key, &caption);
+          ro.key = op.text_key;
+        }
+        if (ro.status.ok() && python_is_blank(caption)) {
+          ro.status = RowStatus::Error(RowError::kEmptyCaption, "empty or whitespace-only caption");
+        }
+        if (ro.status.ok()) {
+          ro.key = op.image_key;
+          ro.status = resolve_image_path(image_value, manifest_dir, m.options.source, &resolved);
+        }
+        if (!ro.status.ok()) continue;
+        ro.key.clear();
+        const int is = models.image_space_of(o);
+        auto [it, inserted] = file_index.emplace(resolved.string(), static_cast<int>(files.size()));
+        if (inserted) {
+          ImageFile f;
+          f.path = resolved;
+          f.first_row = row.global_row;
+          f.needs.assign(image_spaces.size(), 0);
+          f.emb.resize(image_spaces.size());
+          f.reused.assign(image_spaces.size(), 0);
+          files.push_back(std::move(f));
+        }
+        files[it->second].needs[is] = 1;
+        ro.image = it->second;
+        const int ts = models.text_space_of(o);
+        TokenizedText tokens = models.tokenize(ts, caption);
+        if (tokens.truncated) ++truncated;
+        ContentKey key = content_key(tokens.ids.data(), tokens.ids.size() * sizeof(int32_t));
+        ContentKey slot = key;
+        slot.hi ^= static_cast<uint64_t>(ts + 1) * 0x9E3779B97F4A7C15ull;
+        auto [tt, text_inserted] = text_index.emplace(slot, static_cast<int>(texts.size()));
+        if (text_inserted) {
+          TextItem t;
+          t.space = ts;
+          t.ids = std::move(tokens.ids);
+          t.first_row = row.global_row;
+          t.key = key;
+          texts.push_back(std::move(t));
+        }
+        ro.text = tt->second;
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+
+  // 2. Images: decode on the pool a few batches ahead, infer batch by batch.
+  const int waves = static_cast<int>((files.size() + batch_size - 1) / batch_size);
+  std::vector<std::future<Decoded>> pending(files.size());
+  int submitted = 0;
+  auto submit_wave = [&](int w) {
+    const size_t end = std::min(files.size(), static_cast<size_t>(w + 1) * batch_size);
+    for (size_t f = static_cast<size_t>(w) * batch_size; f < end; ++f) {
+      pending[f] = m.pool.submit(
+          [impl = &m, path = files[f].path, needs = files[f].needs] {
+            return impl->decode(path, needs);
+          });
+    }
+  };
+  int64_t image_computed = 0, image_reused = 0;
+  for (int w = 0; w < waves; ++w) {
+    while (submitted < waves && submitted <= w + m.options.prefetch_batches)
+      submit_wave(submitted++);
+    const size_t begin = static_cast<size_t>(w) * batch_size;
+    const size_t end = std::min(files.size(), begin + batch_size);
+    std::vector<Decoded> decoded;
+    for (size_t f = begin; f < end; ++f) {
+      decoded.push_back(pending[f].get());
+      Decoded& d = decoded.back();
+      decode_seconds += d.seconds;
+      files[f].status = d.status;
+      files[f].key = d.key;
+      for (size_t s = 0; s < image_spaces.size(); ++s) {
+        if (!d.cached[s].empty()) {
+          files[f].emb[s] = std::move(d.cached[s]);
+          files[f].reused[s] = 1;
+          ++image_reused;
+        }
+      }
+    }
+    for (size_t s = 0; s < image_spaces.size(); ++s) {
+      std::vector<size_t> batch;
+      for (size_t f = begin; f < end; ++f)
+        if (files[f].status.ok() && files[f].needs[s] && files[f].emb[s].empty()) batch.push_back(f);
+      if (batch.empty()) continue;
+      const int n = image_spaces[s].spec.size;
+      at::Tensor input = torch::empty({static_cast<int64_t>(batch.size()), 3, n, n});
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const auto& px = decoded[batch[b] - begin].pixels[s];
+        std::memcpy(input[b].data_ptr<float>(), px.data(), px.size() * sizeof(float));
+      }
+      const auto t = Clock::now();
+      at::Tensor emb = models.encode_images(static_cast<int>(s), input).contiguous();
+      model_seconds += seconds_since(t);
+      const int64_t dim = emb.size(1);
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const float* p = emb[b].data_ptr<float>();
+        files[batch[b]].emb[s].assign(p, p + dim);
+      }
+      image_computed += static_cast<int64_t>(batch.size());
+    }
+    if (stop.load()) return ShardOutcome::kInterrupted;
+    if (progress) progress(shard.line_count * (w + 1) / (waves + 1));
+  }
+
+  // 3. Texts: only those of rows whose image decoded (a failed row is never inferred).
+  for (const Row& row : rows)
+    for (const RowOp& ro : row.ops)
+      if (ro.image >= 0 && files[ro.image].status.ok()) texts[ro.text].needed = true;
+  int64_t text_computed = 0, text_reused = 0;
+  for (size_t ts = 0; ts < text_spaces.size(); ++ts) {
+    const CacheTable table = text_table(models, text_spaces[ts]);
+    std::vector<size_t> todo;
+    for (size_t t = 0; t < texts.size(); ++t) {
+      if (texts[t].space != static_cast<int>(ts) || !texts[t].needed) continue;
+      if (m.lookup(table, texts[t].key, &texts[t].emb)) {
+        texts[t].reused = true;
+        ++text_reused;
+      } else {
+        todo.push_back(t);
+      }
+    }
+    for (size_t b0 = 0; b0 < todo.size(); b0 += batch_size) {
+      const size_t b1 = std::min(todo.size(), b0 + batch_size);
+      size_t longest = 1;
+      for (size_t b = b0; b < b1; ++b) longest = std::max(longest, texts[todo[b]].ids.size());
+      at::Tensor ids = torch::zeros({static_cast<int64_t>(b1 - b0), static_cast<int64_t>(longest)},
+                                    torch::kLong);
+      auto acc = ids.accessor<int64_t, 2>();
+      for (size_t b = b0; b < b1; ++b) {
+        const auto& v = texts[todo[b]].ids;
+        for (size_t k = 0; k < v.size(); ++k) acc[b - b0][k] = v[k];
+      }
+      const auto t = Clock::now();
+      at::Tensor emb = models.encode_texts(static_cast<int>(ts), ids).contiguous();
+      model_seconds += seconds_since(t);
+      const int64_t dim = emb.size(1);
+      for (size_t b = b0; b < b1; ++b) {
+        const float* p = emb[b - b0].data_ptr<float>();
+        texts[todo[b]].emb.assign(p, p + dim);
+      }
+      text_computed += static_cast<int64_t>(b1 - b0);
+      if (stop.load()) return ShardOutcome::kInterrupted;
+    }
+  }
+
+  // 4. Scores, output rows and error records.
+  std::vector<float> sims;
+  for (Row& row : rows) {
+    sims.clear();
+    bool row_failed = false;
+    for (size_t o = 0; o < m.ops.size(); ++o) {
+      const OperatorSpec& op = m.ops[o];
+      RowOp& ro = row.ops[o];
+      if (ro.status.ok() && ro.image >= 0 && !files[ro.image].status.ok()) {
+        ro.status = files[ro.image].status;
+        ro.key = op.image_key;
+      }
+      float cosine = 0.0f;
+      if (ro.status.ok()) {
+        const auto& a = files[ro.image].emb[models.image_space_of(o)];
+        const auto& b = texts[ro.text].emb;
+        double dot = 0.0;
+        for (size_t k = 0; k < a.size() && k < b.size(); ++k) dot += double(a[k]) * double(b[k]);
+        cosine = static_cast<float>(dot);
+      } else if (!row_failed) {
+        row_failed = true;
+        error_records.push_back({manifest, row.line, ro.status, operator_name(op.kind), ro.key});
+        increment(errors, std::string(row_error_name(ro.status.code)));
+      }
+      if (op.is_filter()) {
+        sims.push_back(ro.status.ok() ? std::clamp(cosine, 0.0f, 1.0f) : 0.0f);
+      } else {
+        const double score =
+            ro.status.ok() ? std::clamp((static_cast<double>(cosine) + 1.0) / 2.0, 0.0, 1.0) : 0.0;
+        row.object[op.output_key] = score;
+      }
+    }
+    if (row_failed) increment(stats, "error_rows");
+    writer.add_row(dump_row(row.object), sims);
+  }
+  stats["rows"] = static_cast<int64_t>(rows.size());
+  std::stable_sort(error_records.begin(), error_records.end(),
+                   [](const ErrorRecord& a, const ErrorRecord& b) { return a.line < b.line; });
+  for (const ErrorRecord& e : error_records) writer.add_error(e);
+
+  // 5. Embedding cache part, then the shard's parts (done file last).
+  if (m.options.cache.write) {
+    EmbeddingCacheWriterOptions wopts;
+    wopts.lossy_fp16 = m.options.cache.lossy_fp16;
+    EmbeddingCacheWriter cache(dir.shard_parts(shard.id).embeddings, wopts);
+    for (const ImageFile& f : files)
+      for (size_t s = 0; s < image_spaces.size(); ++s)
+        if (!f.emb[s].empty())
+          cache.add(image_table(models, image_spaces[s]), f.key, f.first_row, f.emb[s].data(),
+                    static_cast<int>(f.emb[s].size()));
+    for (const TextItem& t : texts)
+      if (!t.emb.empty())
+        cache.add(text_table(models, text_spaces[t.space]), t.key, t.first_row, t.emb.data(),
+                  static_cast<int>(t.emb.size()));
+    cache.commit();
+  }
+  stats["errors"] = errors;
+  stats["captions_truncated"] = truncated;
+  stats["images"] = {{"distinct", static_cast<int64_t>(files.size())}};
+  stats["embeddings"] = {{"image_computed", image_computed}, {"image_reused", image_reused},
+                         {"text_computed", text_computed},   {"text_reused", text_reused}};
+  stats["seconds"] = {{"decode_cpu", decode_seconds},
+                      {"model", model_seconds},
+                      {"total", seconds_since(start)}};
+  writer.commit(stats, rank);
+  if (progress) progress(shard.line_count);
+  return ShardOutcome::kFinished;
+}
+
+}  // namespace clipshard

@@ -1,0 +1,51 @@
+// The real worker: runs the pipeline's operators over one shard in one pass.
+//
+// Per shard: parse every line; for each row and operator resolve the image and caption; encode
+// each distinct image file once per image space and each distinct token sequence once per text
+// space; score; write parts. Decoding runs on a thread pool a few batches ahead of inference
+// (bounded memory); batches are formed in first-appearance order within the shard, so their
+// composition depends only on the input and the config (never on ranks or on earlier crashes).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "models/image/image_decoder.h"
+#include "worker/image_source.h"
+#include "worker/model_bank.h"
+#include "worker/shard_processor.h"
+
+namespace clipshard {
+
+struct EmbeddingCacheOptions {
+  bool write = true;        // write per-shard embedding parts (merged into embeddings.h5)
+  bool lossy_fp16 = false;  // store fp16 (half the size; reused scores then differ slightly)
+  std::vector<std::filesystem::path> reuse;  // existing embeddings.h5 files to reuse from
+};
+
+struct ClipProcessorOptions {
+  int batch_size = 32;        // images (and captions) per inference batch
+  int decode_threads = 2;     // decode + preprocess threads
+  int prefetch_batches = 2;   // batches decoded ahead of the one being inferred
+  ImageSourceOptions source;
+  DecodeOptions decode;
+  EmbeddingCacheOptions cache;
+};
+
+class ClipShardProcessor : public ShardProcessor {
+ public:
+  // `models` is shared with nothing else while process() runs.
+  ClipShardProcessor(std::vector<OperatorSpec> ops, std::shared_ptr<ModelBank> models,
+                     ClipProcessorOptions options);
+  ~ClipShardProcessor() override;
+
+  ShardOutcome process(const ShardTask& task, const RunDirectory& dir, int rank,
+                       const std::atomic<bool>& stop, const ShardProgress& progress) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clipshard

@@ -1,0 +1,128 @@
+#include "worker/model_bank.h"
+
+#include <torch/torch.h>
+
+#include <map>
+#include <optional>
+
+#include "models/clip/model_loader.h"
+#include "models/text/python_text.h"
+
+namespace clipshard {
+
+struct ModelBank::Model {
+  LoadedModel loaded;
+  std::string device;
+  std::optional<ClipTokenizer> hf_tokenizer;        // CLIP operators (CLIPProcessor semantics)
+  std::optional<ClipTokenizer> official_tokenizer;  // Long-CLIP operator
+};
+
+ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options) {
+  std::map<std::tuple<std::string, std::string, int>, int> model_index;
+  std::map<std::pair<int, std::string>, int> image_index, text_index;
+  for (const OperatorSpec& op : ops) {
+    const std::string device = op.device.empty() ? options.device : op.device;
+    const auto path = resolve_model_path(op.model_name, options.models_dir);
+    const ModelFamily family = op.is_long_clip() ? ModelFamily::kLongClip : ModelFamily::kClip;
+    const auto key = std::make_tuple(std::filesystem::absolute(path).lexically_normal().string(),
+                                     device, static_cast<int>(family));
+    auto [it, inserted] = model_index.emplace(key, static_cast<int>(models_.size()));
+    if (inserted) {
+      auto model = std::make_unique<Model>();
+      ModelRequest request;
+      request.name_or_path = path.string();
+      request.family = family;
+      request.models_dir = options.models_dir;
+      request.device = device == "auto" ? "" : device;
+      request.torch_threads = options.torch_threads;
+      model->loaded = load_model(request);
+      model->device = device;
+      models_.push_back(std::move(model));
+    }
+    const int m = it->second;
+    Model& model = *models_[m];
+    const ClipDims& dims = model.loaded.dims;
+
+    ImageSpace is;
+    is.model = m;
+    is.spec.size = static_cast<int>(dims.image_resolution);
+    is.spec.rounding = op.is_long_clip() ? CropRounding::kHalfToEven : CropRounding::kFloor;
+    is.pipeline = (op.is_long_clip() ? "tv" : "hf") + std::to_string(is.spec.size);
+    auto [ii, new_image] = image_index.emplace(std::make_pair(m, is.pipeline),
+                                               static_cast<int>(image_spaces_.size()));
+    if (new_image) image_spaces_.push_back(is);
+    op_image_space_.push_back(ii->second);
+
+    TextSpace ts;
+    ts.model = m;
+    ts.context_length = static_cast<int>(dims.context_length);
+    if (op.is_long_clip()) {
+      ts.flavor = TokenizerFlavor::kOpenAI;
+      ts.split_join = true;
+      ts.pipeline = "longclip" + std::to_string(ts.context_length);
+      if (!model.official_tokenizer)
+        model.official_tokenizer = ClipTokenizer::bundled(TokenizerFlavor::kOpenAI);
+    } else {
+      ts.flavor = TokenizerFlavor::kHuggingFaceFast;
+      ts.pipeline = "hf" + std::to_string(ts.context_length);
+      if (!model.hf_tokenizer) {
+        model.hf_tokenizer =
+            model.loaded.vocab_json && model.loaded.merges_txt
+                ? ClipTokenizer::from_hf_files(*model.loaded.vocab_json, *model.loaded.merges_txt,
+                                               TokenizerFlavor::kHuggingFaceFast)
+                : ClipTokenizer::bundled(TokenizerFlavor::kHuggingFaceFast);
+      }
+    }
+    auto [ti, new_text] = text_index.emplace(std::make_pair(m, ts.pipeline),
+                                             static_cast<int>(text_spaces_.size()));
+    if (new_text) text_spaces_.push_back(ts);
+    op_text_space_.push_back(ti->second);
+  }
+}
+
+ModelBank::~ModelBank() = default;
+
+const std::string& ModelBank::model_id(int model) const {
+  return models_.at(model)->loaded.fingerprint;
+}
+
+std::string ModelBank::model_description(int model) const {
+  const auto& l = models_.at(model)->loaded;
+  return l.weights_file.string() + " (" + model_format_name(l.format) + ", " +
+         l.model->placement().device.str() + ")";
+}
+
+TokenizedText ModelBank::tokenize(int text_space, std::string_view caption) const {
+  const TextSpace& ts = text_spaces_.at(text_space);
+  const Model& model = *models_[ts.model];
+  if (ts.split_join) {
+    return model.official_tokenizer->tokenize(python_split_join(caption), ts.context_length);
+  }
+  return model.hf_tokenizer->tokenize(caption, ts.context_length);
+}
+
+namespace {
+at::Tensor l2_normalize(const at::Tensor& x) {
+  return x / x.norm(2, /*dim=*/1, /*keepdim=*/true).clamp_min(1e-12);
+}
+}  // namespace
+
+at::Tensor ModelBank::encode_images(int image_space, const at::Tensor& images) {
+  c10::InferenceMode guard;
+  Model& model = *models_[image_spaces_.at(image_space).model];
+  return l2_normalize(model.loaded.model->encode_image(images));
+}
+
+at::Tensor ModelBank::encode_texts(int text_space, const at::Tensor& ids) {
+  c10::InferenceMode guard;
+  Model& model = *models_[text_spaces_.at(text_space).model];
+  return l2_normalize(model.loaded.model->encode_text(ids));
+}
+
+bool ModelBank::uses_cuda() const {
+  for (const auto& m : models_)
+    if (m->loaded.model->placement().device.is_cuda()) return true;
+  return false;
+}
+
+}  // namespace clipshard

@@ -1,0 +1,81 @@
+// The models a pipeline needs, each loaded once, and the image/text "spaces" the operators embed
+// into. Operators that use the same model and the same preprocessing share a space, so their
+// embeddings are computed once (e.g. ImageCLIPEvaluator + ImageClipFilter on one model).
+//
+// Pipelines per operator (SPEC §1), whatever format the weights come in:
+//   ImageCLIPEvaluator, ImageClipFilter: Hugging Face CLIPProcessor — fast tokenizer, crop floor.
+//   ImageLongCLIPEvaluator: official Long-CLIP — " ".join(text.split()), official tokenizer at
+//   248 with truncation, torchvision crop (round half to even).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/image/preprocess.h"
+#include "models/text/clip_tokenizer.h"
+#include "worker/operator_spec.h"
+
+namespace clipshard {
+
+struct ModelBankOptions {
+  std::filesystem::path models_dir;  // where model names are looked up (besides the HF cache)
+  std::string device = "auto";       // "auto" | "cpu" | "cuda" | "cuda:N" (operators may override)
+  int torch_threads = 0;             // intra-op threads; 0 = leave Torch's default
+};
+
+struct ImageSpace {
+  int model = 0;
+  std::string pipeline;  // "hf224", "tv336", ... (cache table name)
+  PreprocessSpec spec;
+};
+
+struct TextSpace {
+  int model = 0;
+  std::string pipeline;  // "hf77", "longclip248" (cache table name)
+  TokenizerFlavor flavor = TokenizerFlavor::kHuggingFaceFast;
+  int context_length = 77;
+  bool split_join = false;  // Long-CLIP operator: " ".join(text.split()) first
+};
+
+class ModelBank {
+ public:
+  // Loads every model the operators name (each distinct (model, device) once). Throws ModelError
+  // (models/clip) naming the model and where it looked, before any work starts.
+  ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options);
+  ~ModelBank();
+  ModelBank(const ModelBank&) = delete;
+  ModelBank& operator=(const ModelBank&) = delete;
+
+  int image_space_of(size_t op) const { return op_image_space_[op]; }
+  int text_space_of(size_t op) const { return op_text_space_[op]; }
+  const std::vector<ImageSpace>& image_spaces() const { return image_spaces_; }
+  const std::vector<TextSpace>& text_spaces() const { return text_spaces_; }
+
+  // Content fingerprint of a model's weights (the embedding cache's model id).
+  const std::string& model_id(int model) const;
+  std::string model_description(int model) const;  // path, format, device (for logs/summary)
+
+  // Tokenizes a caption for a text space (applies split_join). Thread-safe.
+  TokenizedText tokenize(int text_space, std::string_view caption) const;
+
+  // images: float [B, 3, R, R] on the CPU. Returns L2-normalised float32 [B, E] on the CPU.
+  at::Tensor encode_images(int image_space, const at::Tensor& images);
+  // ids: int64 [B, L] on the CPU. Returns L2-normalised float32 [B, E] on the CPU.
+  at::Tensor encode_texts(int text_space, const at::Tensor& ids);
+
+  bool uses_cuda() const;
+
+ private:
+  struct Model;
+  std::vector<std::unique_ptr<Model>> models_;
+  std::vector<ImageSpace> image_spaces_;
+  std::vector<TextSpace> text_spaces_;
+  std::vector<int> op_image_space_, op_text_space_;
+};
+
+}  // namespace clipshard

@@ -1,0 +1,48 @@
+// The three DataFlow-MM operators (SPEC §1): names, parameters, defaults, keys and score scales.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace clipshard {
+
+enum class OperatorKind { kClipEvaluator, kLongClipEvaluator, kClipFilter };
+
+struct OperatorSpec {
+  OperatorKind kind = OperatorKind::kClipEvaluator;
+  // Constructor parameters.
+  std::string model_name;  // default per kind (see default_model_name)
+  std::string device;      // "" = the run's device (DataFlow-MM's device=None: cuda if available)
+  // Run parameters (defaults per kind, SPEC §1).
+  std::string image_key;   // input_image_key: "image_path" (evaluators) / "image" (filter)
+  std::string text_key;    // input_text_key / input_caption_key: "text" / "caption"
+  std::string output_key;  // evaluators only: "clip_score" / "longclip_score"
+  double threshold = 0.25;               // filter only
+  std::optional<double> top_fraction;    // filter only, clipshard extension: keep the best X
+                                         // (0 < X <= 1) of all rows, computed over the dataset
+
+  bool is_filter() const { return kind == OperatorKind::kClipFilter; }
+  bool is_long_clip() const { return kind == OperatorKind::kLongClipEvaluator; }
+};
+
+// "ImageCLIPEvaluator", "ImageLongCLIPEvaluator", "ImageClipFilter".
+const char* operator_name(OperatorKind kind);
+// Throws std::invalid_argument listing the known operators.
+OperatorKind parse_operator_name(const std::string& name);
+const char* default_model_name(OperatorKind kind);
+
+// Parses one pipeline step: {"operator": NAME, <parameter>: value, ...}. Unknown parameters,
+// wrong types and out-of-range values (threshold outside [0, 1] is allowed as in DataFlow-MM,
+// but NaN is not; top_fraction outside (0, 1]) throw std::invalid_argument naming the parameter.
+OperatorSpec parse_operator_spec(const nlohmann::json& step);
+
+// The parameter names accepted for an operator (for --param validation and messages).
+std::vector<std::string> operator_parameter_names(OperatorKind kind);
+
+// The settings of a spec that change results, for the run fingerprint.
+nlohmann::json to_fingerprint_json(const OperatorSpec& spec);
+
+}  // namespace clipshard

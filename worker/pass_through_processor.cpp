@@ -1,0 +1,49 @@
+#include "worker/pass_through_processor.h"
+
+#include <chrono>
+#include <thread>
+
+#include "shard/manifest_reader.h"
+#include "worker/shard_part_writer.h"
+
+namespace clipshard {
+
+ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirectory& dir, int rank,
+                                         const std::atomic<bool>& stop,
+                                         const ShardProgress& progress) {
+  const Shard& shard = task.shard;
+  const std::string& manifest = task.manifest;
+  ManifestReader reader(manifest, shard.byte_begin, shard.first_line);
+  ShardPartWriter writer(dir, shard.id);
+  const std::vector<float> sims(options_.filter_columns, 0.0f);
+  nlohmann::json stats = {{"lines", 0}, {"rows", 0}, {"blank_lines", 0}, {"error_lines", 0}};
+  nlohmann::json errors = nlohmann::json::object();
+  ManifestLine line;
+  for (int64_t i = 0; i < shard.line_count; ++i) {
+    if (!reader.next(&line)) throw std::runtime_error("manifest " + manifest + " is shorter than planned");
+    ParsedLine parsed = parse_manifest_line(line.text);
+    if (parsed.kind == LineKind::kRow) {
+      writer.add_row(dump_row(parsed.object), sims);
+      stats["rows"] = stats["rows"].get<int64_t>() + 1;
+    } else if (parsed.kind == LineKind::kBroken) {
+      writer.add_error({manifest, line.line_number, parsed.status, "", ""});
+      const std::string reason(row_error_name(parsed.status.code));
+      errors[reason] = errors.value(reason, 0) + 1;
+      stats["error_lines"] = stats["error_lines"].get<int64_t>() + 1;
+    } else {
+      stats["blank_lines"] = stats["blank_lines"].get<int64_t>() + 1;
+    }
+    if (options_.delay_us_per_row > 0)
+      std::this_thread::sleep_for(std::chrono::microseconds(options_.delay_us_per_row));
+    if ((i + 1) % options_.batch_size == 0) {
+      if (stop.load()) return ShardOutcome::kInterrupted;
+      if (progress) progress(i + 1);
+    }
+  }
+  stats["lines"] = shard.line_count;
+  stats["errors"] = errors;
+  writer.commit(stats, rank);
+  return ShardOutcome::kFinished;
+}
+
+}  // namespace clipshard
