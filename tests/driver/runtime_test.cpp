@@ -114,10 +114,10 @@ TEST(Runtime, InterruptThenResumeGivesTheUninterruptedOutput) {
   std::ostringstream log;
   options.log = &log;
   std::thread stopper([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
     set_stop_requested(true);  // as SIGTERM/SIGUSR1 would
   });
-  const int status = run_job_in_process(c, options, pass_through({1, 1000, 0}));
+  const int status = run_job_in_process(c, options, pass_through({1, 5000, 0}));
   stopper.join();
   ASSERT_EQ(status, kExitInterrupted) << log.str();
   EXPECT_FALSE(std::filesystem::exists(tmp.path() / "run" / "output.jsonl"));

@@ -53,8 +53,9 @@ wait_for_shards() {
   local dir=$1 n=$2 timeout=$3 t=0
   while (( $(done_shards "$dir") < n )); do
     sleep 0.2; t=$((t + 1))
-    (( t > timeout * 5 )) && fail "no $n finished shards in $dir after ${timeout}s"
+    if (( t > timeout * 5 )); then fail "no $n finished shards in $dir after ${timeout}s"; fi
   done
+  return 0
 }
 
 same_file() { cmp -s "$1" "$2" || { diff <(head -c 2000 "$1") <(head -c 2000 "$2") | head; fail "$1 differs from $2"; }; }
