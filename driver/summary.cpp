@@ -16,7 +16,23 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
   for (const auto& op : config.pipeline)
     if (op.is_filter()) filters.push_back({operator_name(op.kind), op.threshold, op.top_fraction});
   const int64_t shard_count = static_cast<int64_t>(plan.shards.size());
-  const MergeResult merged = merge_shards(dir, shard_count, filters);
+  std::vector<StepOutput> steps;
+  if (config.has_step_files) {
+    // Step N (1-based) = the rows after operator N, as DataFlow-MM's FileStorage writes them.
+    size_t filters_so_far = 0;
+    for (size_t n = 0; n < config.pipeline.size(); ++n) {
+      if (config.pipeline[n].is_filter()) ++filters_so_far;
+      StepOutput step;
+      step.path = std::filesystem::path(config.step_files.cache_path) /
+                  (config.step_files.file_name_prefix + "_step" + std::to_string(n + 1) + ".jsonl");
+      step.filters_applied = filters_so_far;
+      for (size_t later = n + 1; later < config.pipeline.size(); ++later)
+        if (!config.pipeline[later].is_filter())
+          step.keys_to_remove.push_back(config.pipeline[later].output_key);
+      steps.push_back(step);
+    }
+  }
+  const MergeResult merged = merge_shards(dir, shard_count, filters, steps);
 
   int64_t embedding_parts = 0;
   if (config.embedding_cache.enabled) {

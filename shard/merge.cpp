@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 
 #include "shard/atomic_file.h"
@@ -65,7 +66,8 @@ void add_counters(nlohmann::json& into, const nlohmann::json& from) {
 }
 
 MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
-                         const std::vector<FilterRule>& filters) {
+                         const std::vector<FilterRule>& filters,
+                         const std::vector<StepOutput>& steps) {
   MergeResult result;
   result.shard_totals = nlohmann::json::object();
   result.per_rank = nlohmann::json::object();
@@ -142,6 +144,11 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
   // Final pass: rows in plan order.
   AtomicFile output(dir.output());
   AtomicFile errors(dir.errors());
+  std::vector<std::unique_ptr<AtomicFile>> step_files;
+  for (const auto& step : steps) {
+    std::filesystem::create_directories(step.path.parent_path());
+    step_files.push_back(std::make_unique<AtomicFile>(step.path));
+  }
   std::string line;
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
@@ -164,6 +171,17 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
         output.write("\n", 1);
         ++result.rows_out;
       }
+      for (size_t k = 0; k < steps.size(); ++k) {
+        if (drop < steps[k].filters_applied) continue;
+        if (steps[k].keys_to_remove.empty()) {
+          step_files[k]->write(line);
+        } else {
+          auto row = nlohmann::ordered_json::parse(line);
+          for (const auto& key : steps[k].keys_to_remove) row.erase(key);
+          step_files[k]->write(row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+        }
+        step_files[k]->write("\n", 1);
+      }
       r += columns;
     }
     if (r != sims.size())
@@ -178,6 +196,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
   }
   output.commit();
   errors.commit();
+  for (auto& f : step_files) f->commit();
   return result;
 }
 

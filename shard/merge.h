@@ -23,6 +23,15 @@ struct FilterRule {
   std::optional<double> top_fraction;  // in (0, 1]; overrides threshold when set
 };
 
+// An extra output with the rows as they stand after an earlier pipeline step (DataFlow-MM's
+// per-step files): the rows kept by the first `filters_applied` filters, without the keys the later
+// evaluators add (`keys_to_remove`).
+struct StepOutput {
+  std::filesystem::path path;
+  size_t filters_applied = 0;
+  std::vector<std::string> keys_to_remove;
+};
+
 struct FilterOutcome {
   std::string name;
   int64_t rows_in = 0;
@@ -42,7 +51,8 @@ struct MergeResult {
 // Writes dir.output() and dir.errors() (atomically) from shards [0, shard_count), all of which
 // must be done. Throws std::runtime_error on a missing or inconsistent part.
 MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
-                         const std::vector<FilterRule>& filters);
+                         const std::vector<FilterRule>& filters,
+                         const std::vector<StepOutput>& steps = {});
 
 // Adds the numbers of `from` into `into`, recursing into objects (missing keys are created).
 void add_counters(nlohmann::json& into, const nlohmann::json& from);

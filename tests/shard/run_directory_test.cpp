@@ -124,3 +124,23 @@ TEST(Merge, UnfinishedShardIsAnError) {
 
 }  // namespace
 }  // namespace clipshard
+
+namespace clipshard {
+namespace {
+
+TEST(Merge, StepFilesHoldTheRowsAfterEachStep) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  // Pipeline: evaluator (adds "a"), filter (threshold 0.5), evaluator (adds "b").
+  write_shard(dir, 0, {R"({"x":1,"a":0.1,"b":0.2})", R"({"x":2,"a":0.3,"b":0.4})"}, {0.9f, 0.1f});
+  std::vector<StepOutput> steps = {{tmp.path() / "c" / "p_step1.jsonl", 0, {"b"}},
+                                   {tmp.path() / "c" / "p_step2.jsonl", 1, {"b"}},
+                                   {tmp.path() / "c" / "p_step3.jsonl", 1, {}}};
+  merge_shards(dir, 1, {{"f", 0.5, std::nullopt}}, steps);
+  EXPECT_EQ(read_file(steps[0].path), "{\"x\":1,\"a\":0.1}\n{\"x\":2,\"a\":0.3}\n");
+  EXPECT_EQ(read_file(steps[1].path), "{\"x\":1,\"a\":0.1}\n");
+  EXPECT_EQ(read_file(steps[2].path), read_file(dir.output()));
+}
+
+}  // namespace
+}  // namespace clipshard
