@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "driver/mpi_transport.h"
+#include "models/clip/model_loader.h"
 #include "driver/scheduler.h"
 #include "driver/signals.h"
 #include "driver/summary.h"
@@ -27,6 +28,9 @@ struct DriverSide {
 };
 
 DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, std::ostream& log) {
+  // Every model name must resolve before anything is planned or written (ModelError lists where
+  // it looked); loading and checking the weights happens on the workers.
+  for (const auto& op : config.pipeline) resolve_model_path(op.model_name, config.models_dir);
   DriverSide d;
   const auto manifests = expand_manifest_inputs(config.inputs);
   d.dir = std::make_unique<RunDirectory>(config.output_dir);
@@ -44,6 +48,17 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
     log << "; resuming: " << d.plan.shards.size() - d.todo.size() << " shards already finished";
   log << std::endl;
   return d;
+}
+
+// A job that fails before any shard is finished (a model that cannot be loaded, a worker that dies
+// at once) forgets its state.json, so that a corrected config (another model_name, say) is a new
+// run rather than "a different config" refused until --restart. Finished shards keep it.
+void forget_unstarted_run(const DriverSide& d) noexcept {
+  if (!d.dir) return;
+  for (const auto& s : d.plan.shards)
+    if (d.dir->shard_done(s.id)) return;
+  std::error_code ec;
+  std::filesystem::remove(d.dir->state(), ec);
 }
 
 int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& schedule,
@@ -70,7 +85,12 @@ int in_process(const RunConfig& config, const JobOptions& options,
     const int n = std::max(1, options.in_process_workers);
     // Built here, before any work, so that a model that cannot be loaded is reported directly.
     std::vector<std::unique_ptr<ShardProcessor>> processors;
-    for (int w = 1; w <= n; ++w) processors.push_back(factory(config, {w, w - 1, n}));
+    try {
+      for (int w = 1; w <= n; ++w) processors.push_back(factory(config, {w, w - 1, n}));
+    } catch (...) {
+      forget_unstarted_run(d);
+      throw;
+    }
     InProcessNetwork network(n + 1);
     std::vector<std::thread> threads;
     for (int w = 1; w <= n; ++w) {
@@ -137,6 +157,7 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
           run_scheduler(*transport, d.plan, d.todo, workers, sopts, stop_requested());
       return finish_driver(d, config, schedule, log);
     } catch (const std::exception& e) {
+      forget_unstarted_run(d);
       mpi.abort(e.what(), kExitError);
     }
   }

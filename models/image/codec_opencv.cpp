@@ -3,6 +3,9 @@
 // size from the header ourselves so that a decompression bomb is refused before OpenCV allocates.
 // These decode exactly as Pillow does for 8-bit images (notes/opencv-vs-pil-decoding.md); OpenCV
 // does not tell a truncated file from a corrupt one, so both are kCorruptImage here.
+#include <opencv2/core/utils/logger.hpp>
+
+#include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -165,6 +168,9 @@ RowStatus decode_with_opencv(const uint8_t* data, size_t size, ImageFormat forma
   if (size > static_cast<size_t>(INT_MAX)) {
     return RowStatus::Error(RowError::kImageTooLarge, std::string(codec) + ": file over 2 GiB");
   }
+  // OpenCV prints decoder warnings to stderr; here a bad file is a per-row record, so keep quiet.
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT); });
   cv::Mat bgr;
   try {
     const cv::Mat encoded(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
