@@ -64,9 +64,10 @@ int main(int argc, char** argv) {
   std::ostringstream log;
   options.log = &log;
   const auto start = std::chrono::steady_clock::now();
-  const int status = run_job_in_process(config, options, [](const RunConfig&, const WorkerPlacement&) {
-    return std::make_unique<PassThroughProcessor>(PassThroughOptions{4096, 0, 0});
-  });
+  const int status =
+      run_job_in_process(config, options, [](const RunConfig&, const WorkerPlacement&) {
+        return std::make_unique<PassThroughProcessor>(PassThroughOptions{4096, 0, 0});
+      });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto out_bytes = std::filesystem::file_size(work / "run" / "output.jsonl");

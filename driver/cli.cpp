@@ -1,7 +1,6 @@
 #include "driver/cli.h"
 
 #include <CLI/CLI.hpp>
-
 #include <fstream>
 #include <iostream>
 
@@ -39,10 +38,14 @@ nlohmann::json load_config_file(const std::string& path) {
 int cmd_make_model(const std::string& preset, const std::string& format, const std::string& out,
                    uint64_t seed, bool fp16) {
   RandomModelFormat f;
-  if (format == "hf") f = RandomModelFormat::kHuggingFaceDir;
-  else if (format == "openai") f = RandomModelFormat::kOpenAIStateDict;
-  else if (format == "longclip") f = RandomModelFormat::kLongClipCheckpoint;
-  else throw std::invalid_argument("--format must be hf, openai or longclip");
+  if (format == "hf")
+    f = RandomModelFormat::kHuggingFaceDir;
+  else if (format == "openai")
+    f = RandomModelFormat::kOpenAIStateDict;
+  else if (format == "longclip")
+    f = RandomModelFormat::kLongClipCheckpoint;
+  else
+    throw std::invalid_argument("--format must be hf, openai or longclip");
   write_random_model(preset, f, seed, out, fp16 ? at::kHalf : at::kFloat);
   std::cout << "wrote random-weight " << preset << " model (" << format << ", seed " << seed
             << ") to " << out << " — its scores are meaningless; it exists for demos and tests"
@@ -64,8 +67,8 @@ nlohmann::json config_from_flags(const std::string& op, const std::string& model
       throw std::invalid_argument("--param expects NAME=VALUE, got \"" + p + "\"");
     const std::string value = p.substr(eq + 1);
     auto parsed = nlohmann::json::parse(value, nullptr, false);
-    step[p.substr(0, eq)] = parsed.is_discarded() || parsed.is_string() ? nlohmann::json(value)
-                                                                          : parsed;
+    step[p.substr(0, eq)] =
+        parsed.is_discarded() || parsed.is_string() ? nlohmann::json(value) : parsed;
   }
   return {{"input", inputs}, {"output_dir", output_dir}, {"pipeline", {step}}};
 }
@@ -81,8 +84,9 @@ int run_cli(int argc, char** argv) {
   bool restart = false;
   run->add_option("config", config_path, "pipeline config (JSON)");
   run->add_option("--set", sets, "override a config key: KEY=VALUE (dotted path, JSON value)");
-  run->add_option("--op", op, "operator: ImageCLIPEvaluator | ImageLongCLIPEvaluator | "
-                              "ImageClipFilter");
+  run->add_option("--op", op,
+                  "operator: ImageCLIPEvaluator | ImageLongCLIPEvaluator | "
+                  "ImageClipFilter");
   run->add_option("--model", model, "model path or name (operator's model_name)");
   run->add_option("--input", inputs, "input JSONL manifest (path or glob; repeatable)");
   run->add_option("--output-dir", output_dir, "run directory");
@@ -125,6 +129,9 @@ int run_cli(int argc, char** argv) {
     }
     if (app.got_subcommand("make-model")) return cmd_make_model(preset, format, out, seed, fp16);
 
+    // From here on SIGTERM/SIGINT/SIGUSR1 only raise the stop flag: a signal that arrives while the
+    // config is read, MPI starts or the models load still ends the run cleanly with status 75.
+    install_stop_signal_handlers();
     nlohmann::json config;
     if (!config_path.empty()) {
       if (!op.empty() || !inputs.empty())

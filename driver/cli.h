@@ -7,10 +7,9 @@
 //   clipshard version
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace clipshard {
 

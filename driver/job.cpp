@@ -5,11 +5,11 @@
 #include <thread>
 
 #include "driver/mpi_transport.h"
-#include "models/clip/model_loader.h"
 #include "driver/scheduler.h"
 #include "driver/signals.h"
 #include "driver/summary.h"
 #include "driver/worker_loop.h"
+#include "models/clip/model_loader.h"
 #include "shard/atomic_file.h"
 #include "shard/merge.h"
 #include "shard/run_directory.h"
@@ -78,7 +78,9 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
 int in_process(const RunConfig& config, const JobOptions& options,
                const ProcessorFactory& factory) {
   std::ostream& log = options.log ? *options.log : std::cerr;
-  set_stop_requested(false);
+  // Forget a flag raised by hand (tests), keep one raised by a real signal (run_cli installs the
+  // handlers first thing: a SIGTERM during startup still ends the run with 75).
+  if (stop_signal() == 0) set_stop_requested(false);
   DriverSide d = prepare_driver(config, options, log);
   ScheduleResult schedule;
   if (!d.todo.empty()) {
@@ -102,11 +104,12 @@ int in_process(const RunConfig& config, const JobOptions& options,
     for (int w = 1; w <= n; ++w) workers.push_back(w);
     SchedulerOptions sopts{config.progress_interval_s, config.worker_timeout_s, &log};
     try {
-      schedule = run_scheduler(network.endpoint(0), d.plan, d.todo, workers, sopts,
-                               stop_requested());
+      schedule =
+          run_scheduler(network.endpoint(0), d.plan, d.todo, workers, sopts, stop_requested());
     } catch (...) {
       set_stop_requested(true);  // busy workers stop after their batch; idle ones get kNoMore
-      for (int w = 1; w <= n; ++w) network.endpoint(0).send(w, {MessageType::kNoMore, 0, -1, 0, ""});
+      for (int w = 1; w <= n; ++w)
+        network.endpoint(0).send(w, {MessageType::kNoMore, 0, -1, 0, ""});
       for (auto& t : threads) t.join();
       throw;
     }
@@ -167,9 +170,12 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
         factory(config, {mpi.rank(), mpi.local_rank(), std::max(1, mpi.local_size())});
     RunDirectory dir(config.output_dir);
     switch (run_worker_loop(*transport, 0, *processor, dir, stop_requested())) {
-      case WorkerExit::kNoMoreWork: return kExitOk;
-      case WorkerExit::kInterrupted: return kExitInterrupted;
-      case WorkerExit::kFailed: break;
+      case WorkerExit::kNoMoreWork:
+        return kExitOk;
+      case WorkerExit::kInterrupted:
+        return kExitInterrupted;
+      case WorkerExit::kFailed:
+        break;
     }
     // The driver received the failure and aborts the job; wait for it.
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -181,8 +187,8 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
 
 nlohmann::json run_status(const std::string& run_dir) {
   const RunDirectory dir(run_dir);
-  nlohmann::json status = {{"state", "empty"}, {"shards_total", 0}, {"shards_done", 0},
-                           {"rows_done", 0}};
+  nlohmann::json status = {
+      {"state", "empty"}, {"shards_total", 0}, {"shards_done", 0}, {"rows_done", 0}};
   if (!std::filesystem::exists(dir.state())) return status;
   const auto state = nlohmann::json::parse(read_file(dir.state()));
   const int64_t total = state.value("shard_count", int64_t{0});
@@ -195,7 +201,8 @@ nlohmann::json run_status(const std::string& run_dir) {
   status["shards_total"] = total;
   status["shards_done"] = done;
   status["rows_done"] = rows;
-  status["state"] = done == total && std::filesystem::exists(dir.summary()) ? "finished" : "partial";
+  status["state"] =
+      done == total && std::filesystem::exists(dir.summary()) ? "finished" : "partial";
   return status;
 }
 

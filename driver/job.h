@@ -31,9 +31,9 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
                                                     const WorkerPlacement& placement);
 
 struct JobOptions {
-  bool restart = false;          // discard finished shards of a different earlier run
-  int in_process_workers = 1;    // single-process mode: worker threads (tests use several)
-  std::ostream* log = nullptr;   // progress and messages (stderr by default)
+  bool restart = false;         // discard finished shards of a different earlier run
+  int in_process_workers = 1;   // single-process mode: worker threads (tests use several)
+  std::ostream* log = nullptr;  // progress and messages (stderr by default)
 };
 
 // Runs the job in this process (no MPI). Returns an exit status of driver/signals.h; throws

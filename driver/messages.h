@@ -27,10 +27,10 @@ enum class MessageType : int32_t {
 
 struct Message {
   MessageType type = MessageType::kRequest;
-  int32_t from = 0;      // sender rank (filled by the transport on receive)
+  int32_t from = 0;  // sender rank (filled by the transport on receive)
   int64_t shard = -1;
-  int64_t value = 0;     // kProgress: lines done; kFinished: rows written
-  std::string text;      // kFailed: the error message
+  int64_t value = 0;  // kProgress: lines done; kFinished: rows written
+  std::string text;   // kFailed: the error message
 };
 
 const char* message_type_name(MessageType type);

@@ -36,8 +36,8 @@ std::vector<char> pack(const Message& m) {
 }
 
 Message unpack(const std::vector<char>& buf, int from) {
-  if (buf.size() < 24) throw std::runtime_error("MPI message from rank " + std::to_string(from) +
-                                                " is too short");
+  if (buf.size() < 24)
+    throw std::runtime_error("MPI message from rank " + std::to_string(from) + " is too short");
   Message m;
   int32_t type;
   std::memcpy(&type, buf.data(), 4);
@@ -62,7 +62,8 @@ class MpiTransport : public Transport {
           "MPI_Send");
   }
   std::optional<Message> receive(double timeout_s) override {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
     auto pause = std::chrono::microseconds(50);
     for (;;) {
       int flag = 0;

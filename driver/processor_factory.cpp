@@ -41,9 +41,9 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
 
   ClipProcessorOptions options;
   options.batch_size = config.batch_size;
-  options.decode_threads = config.decode_threads > 0 ? config.decode_threads
-                                                     : (gpu ? std::max(1, budget - 1)
-                                                            : std::max(1, budget / 4));
+  options.decode_threads = config.decode_threads > 0
+                               ? config.decode_threads
+                               : (gpu ? std::max(1, budget - 1) : std::max(1, budget / 4));
   options.prefetch_batches = config.prefetch_batches;
   options.source.image_root = config.image_root;
   options.source.enforce_image_root = config.enforce_image_root;

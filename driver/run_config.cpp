@@ -53,8 +53,8 @@ void check_keys(const json& object, const std::string& where, const std::set<std
     if (!known.count(it.key())) {
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      throw std::invalid_argument("unknown config key \"" + where + it.key() + "\" (known: " +
-                                  list + ")");
+      throw std::invalid_argument("unknown config key \"" + where + it.key() +
+                                  "\" (known: " + list + ")");
     }
   }
 }
@@ -72,24 +72,38 @@ RunConfig parse_run_config(const json& config) {
   for (auto it = config.begin(); it != config.end(); ++it) {
     const std::string& k = it.key();
     const json& v = it.value();
-    if (k == "input") c.inputs = as_string_list(v, k);
-    else if (k == "output_dir") c.output_dir = as_string(v, k);
-    else if (k == "image_root") c.image_root = as_string(v, k);
-    else if (k == "enforce_image_root") c.enforce_image_root = as_bool(v, k);
-    else if (k == "models_dir") c.models_dir = as_string(v, k);
+    if (k == "input")
+      c.inputs = as_string_list(v, k);
+    else if (k == "output_dir")
+      c.output_dir = as_string(v, k);
+    else if (k == "image_root")
+      c.image_root = as_string(v, k);
+    else if (k == "enforce_image_root")
+      c.enforce_image_root = as_bool(v, k);
+    else if (k == "models_dir")
+      c.models_dir = as_string(v, k);
     else if (k == "device") {
       c.device = v.is_null() ? "auto" : as_string(v, k);
       if (c.device != "auto" && c.device != "cpu" && c.device != "cuda")
         bad(k, "must be \"auto\", \"cpu\" or \"cuda\", got \"" + c.device + "\"");
-    } else if (k == "batch_size") c.batch_size = static_cast<int>(as_int(v, k, 1, 65536));
-    else if (k == "lines_per_shard") c.lines_per_shard = as_int(v, k, 1, int64_t{1} << 40);
-    else if (k == "decode_threads") c.decode_threads = static_cast<int>(as_int(v, k, 0, 1024));
-    else if (k == "torch_threads") c.torch_threads = static_cast<int>(as_int(v, k, 0, 1024));
-    else if (k == "prefetch_batches") c.prefetch_batches = static_cast<int>(as_int(v, k, 0, 64));
-    else if (k == "max_image_pixels") c.max_image_pixels = as_int(v, k, 1, int64_t{1} << 40);
-    else if (k == "reduced_decode") c.reduced_decode = as_bool(v, k);
-    else if (k == "progress_interval_s") c.progress_interval_s = as_double(v, k, 0.0);
-    else if (k == "worker_timeout_s") c.worker_timeout_s = as_double(v, k, 1.0);
+    } else if (k == "batch_size")
+      c.batch_size = static_cast<int>(as_int(v, k, 1, 65536));
+    else if (k == "lines_per_shard")
+      c.lines_per_shard = as_int(v, k, 1, int64_t{1} << 40);
+    else if (k == "decode_threads")
+      c.decode_threads = static_cast<int>(as_int(v, k, 0, 1024));
+    else if (k == "torch_threads")
+      c.torch_threads = static_cast<int>(as_int(v, k, 0, 1024));
+    else if (k == "prefetch_batches")
+      c.prefetch_batches = static_cast<int>(as_int(v, k, 0, 64));
+    else if (k == "max_image_pixels")
+      c.max_image_pixels = as_int(v, k, 1, int64_t{1} << 40);
+    else if (k == "reduced_decode")
+      c.reduced_decode = as_bool(v, k);
+    else if (k == "progress_interval_s")
+      c.progress_interval_s = as_double(v, k, 0.0);
+    else if (k == "worker_timeout_s")
+      c.worker_timeout_s = as_double(v, k, 1.0);
     else if (k == "embedding_cache") {
       if (!v.is_object()) bad(k, "must be an object");
       check_keys(v, "embedding_cache.", {"enabled", "lossy_fp16", "reuse"});
@@ -102,17 +116,18 @@ RunConfig parse_run_config(const json& config) {
       if (!v.is_object()) bad(k, "must be an object or null");
       check_keys(v, "step_files.", {"cache_path", "file_name_prefix"});
       c.has_step_files = true;
-      c.step_files.cache_path = as_string(v.value("cache_path", json("./cache")), k + ".cache_path");
-      c.step_files.file_name_prefix =
-          as_string(v.value("file_name_prefix", json("dataflow_cache_step")), k + ".file_name_prefix");
+      c.step_files.cache_path =
+          as_string(v.value("cache_path", json("./cache")), k + ".cache_path");
+      c.step_files.file_name_prefix = as_string(
+          v.value("file_name_prefix", json("dataflow_cache_step")), k + ".file_name_prefix");
     } else if (k == "pipeline") {
       if (!v.is_array() || v.empty()) bad(k, "must be a non-empty list of operator steps");
       for (size_t i = 0; i < v.size(); ++i) {
         try {
           c.pipeline.push_back(parse_operator_spec(v[i]));
         } catch (const std::invalid_argument& e) {
-          throw std::invalid_argument("config key \"pipeline." + std::to_string(i) + "\": " +
-                                      e.what());
+          throw std::invalid_argument("config key \"pipeline." + std::to_string(i) +
+                                      "\": " + e.what());
         }
       }
     }

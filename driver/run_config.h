@@ -4,10 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "worker/operator_spec.h"
 
@@ -25,33 +24,34 @@ struct StepFilesConfig {
 };
 
 struct RunConfig {
-  std::vector<std::string> inputs;        // "input": JSONL manifests, paths or glob patterns
-  std::string output_dir;                 // the run directory (required)
-  std::string image_root;                 // "" = relative image paths are relative to the manifest
-  bool enforce_image_root = false;        // refuse absolute paths and paths leaving image_root
-  std::string models_dir;                 // where model names are resolved (plus the HF cache)
-  std::string device = "auto";            // auto | cpu | cuda (a worker uses GPU local_rank % n)
-  int batch_size = 32;                    // images/captions per inference batch
-  int64_t lines_per_shard = 512;          // manifest lines per shard (unit of scheduling/resume)
-  int decode_threads = 0;                 // per worker; 0 = automatic (cores, device)
-  int torch_threads = 0;                  // per worker; 0 = automatic
-  int prefetch_batches = 2;               // batches decoded ahead of inference
+  std::vector<std::string> inputs;  // "input": JSONL manifests, paths or glob patterns
+  std::string output_dir;           // the run directory (required)
+  std::string image_root;           // "" = relative image paths are relative to the manifest
+  bool enforce_image_root = false;  // refuse absolute paths and paths leaving image_root
+  std::string models_dir;           // where model names are resolved (plus the HF cache)
+  std::string device = "auto";      // auto | cpu | cuda (a worker uses GPU local_rank % n)
+  int batch_size = 32;              // images/captions per inference batch
+  int64_t lines_per_shard = 512;    // manifest lines per shard (unit of scheduling/resume)
+  int decode_threads = 0;           // per worker; 0 = automatic (cores, device)
+  int torch_threads = 0;            // per worker; 0 = automatic
+  int prefetch_batches = 2;         // batches decoded ahead of inference
   int64_t max_image_pixels = 2 * 89478485;  // larger images are refused (decompression bombs)
-  bool reduced_decode = false;            // JPEG DCT scaling for large images (not parity mode)
+  bool reduced_decode = false;              // JPEG DCT scaling for large images (not parity mode)
   EmbeddingCacheConfig embedding_cache;
   bool has_step_files = false;
-  StepFilesConfig step_files;             // write DataFlow-MM style per-step files too
-  double progress_interval_s = 10.0;      // progress line period on stderr (0 = off)
-  double worker_timeout_s = 1800.0;       // a busy worker silent this long aborts the job
-  std::vector<OperatorSpec> pipeline;     // at least one step
+  StepFilesConfig step_files;          // write DataFlow-MM style per-step files too
+  double progress_interval_s = 10.0;   // progress line period on stderr (0 = off)
+  double worker_timeout_s = 1800.0;    // a busy worker silent this long aborts the job
+  std::vector<OperatorSpec> pipeline;  // at least one step
 };
 
 // Parses a config object. Throws std::invalid_argument naming the offending key.
 RunConfig parse_run_config(const nlohmann::json& config);
 
 // Applies one `--set KEY=VALUE` to a config object before parsing: KEY is a dotted path
-// ("batch_size", "embedding_cache.enabled", "pipeline.0.threshold"); VALUE is parsed as JSON when it
-// is valid JSON, else taken as a string. Throws std::invalid_argument for a malformed assignment.
+// ("batch_size", "embedding_cache.enabled", "pipeline.0.threshold"); VALUE is parsed as JSON when
+// it is valid JSON, else taken as a string. Throws std::invalid_argument for a malformed
+// assignment.
 void apply_set(nlohmann::json& config, const std::string& assignment);
 
 // The settings that change results (for the run state: a resumed run must use the same ones).

@@ -19,9 +19,12 @@ std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   char buf[32];
   const long t = static_cast<long>(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%lds", t);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lds", t);
   return buf;
 }
 
@@ -97,10 +100,12 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
       if (silent > options.worker_timeout_s) {
         const auto& s = plan.shards.at(b.shard);
         throw WorkerFailure("worker rank " + std::to_string(rank) + " sent nothing for " +
-                            std::to_string(static_cast<int>(silent)) + " s while processing shard " +
-                            std::to_string(b.shard) + " (lines " + std::to_string(s.first_line) +
-                            ".." + std::to_string(s.first_line + s.line_count - 1) + " of " +
-                            plan.manifests.at(s.manifest).path + "); aborting the job — run the "
+                            std::to_string(static_cast<int>(silent)) +
+                            " s while processing shard " + std::to_string(b.shard) + " (lines " +
+                            std::to_string(s.first_line) + ".." +
+                            std::to_string(s.first_line + s.line_count - 1) + " of " +
+                            plan.manifests.at(s.manifest).path +
+                            "); aborting the job — run the "
                             "same command again to resume");
       }
     }

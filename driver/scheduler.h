@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "driver/transport.h"
 #include "shard/shard_plan.h"
@@ -25,10 +24,10 @@ struct SchedulerOptions {
 };
 
 struct ScheduleResult {
-  bool complete = false;               // every shard of `todo` finished
-  int64_t shards_finished = 0;         // in this run
-  int64_t lines_finished = 0;          // lines of the shards finished in this run
-  std::vector<int64_t> unfinished;     // shards of `todo` not finished (stopped by a signal)
+  bool complete = false;            // every shard of `todo` finished
+  int64_t shards_finished = 0;      // in this run
+  int64_t lines_finished = 0;       // lines of the shards finished in this run
+  std::vector<int64_t> unfinished;  // shards of `todo` not finished (stopped by a signal)
   double seconds = 0.0;
   std::map<int, int64_t> shards_per_rank;
 };

@@ -7,10 +7,10 @@
 namespace clipshard {
 
 // Process exit statuses (SPEC §5; docs/SLURM.md).
-constexpr int kExitOk = 0;           // finished (bad rows included)
-constexpr int kExitError = 1;        // broken infrastructure or bad config: message on stderr
-constexpr int kExitUsage = 2;        // bad command line
-constexpr int kExitInterrupted = 75; // stopped on a signal; run the same command again to resume
+constexpr int kExitOk = 0;            // finished (bad rows included)
+constexpr int kExitError = 1;         // broken infrastructure or bad config: message on stderr
+constexpr int kExitUsage = 2;         // bad command line
+constexpr int kExitInterrupted = 75;  // stopped on a signal; run the same command again to resume
 
 // Installs the handlers (idempotent). The flag is raised by the first signal.
 void install_stop_signal_handlers();

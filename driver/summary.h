@@ -2,9 +2,8 @@
 // summary.json (docs/FORMATS.md).
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "driver/run_config.h"
 #include "driver/scheduler.h"

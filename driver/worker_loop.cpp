@@ -1,7 +1,6 @@
 #include "driver/worker_loop.h"
 
 #include <chrono>
-
 #include <nlohmann/json.hpp>
 
 namespace clipshard {
@@ -30,9 +29,9 @@ WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor
     }
     if (reply->type == MessageType::kNoMore) return WorkerExit::kNoMoreWork;
     if (reply->type != MessageType::kAssign) {
-      transport.send(driver_rank, {MessageType::kFailed, 0, -1, 0,
-                                   std::string("unexpected message ") +
-                                       message_type_name(reply->type)});
+      transport.send(driver_rank,
+                     {MessageType::kFailed, 0, -1, 0,
+                      std::string("unexpected message ") + message_type_name(reply->type)});
       return WorkerExit::kFailed;
     }
     const int64_t shard = reply->shard;
@@ -45,8 +44,8 @@ WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor
     };
     ShardOutcome outcome;
     try {
-      outcome = processor.process(decode_assignment(reply->text), dir, transport.rank(), stop,
-                                  progress);
+      outcome =
+          processor.process(decode_assignment(reply->text), dir, transport.rank(), stop, progress);
     } catch (const std::exception& e) {
       transport.send(driver_rank, {MessageType::kFailed, 0, shard, 0, e.what()});
       return WorkerExit::kFailed;

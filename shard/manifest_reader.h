@@ -10,9 +10,9 @@
 namespace clipshard {
 
 struct ManifestLine {
-  int64_t line_number = 0;   // 1-based
-  int64_t byte_offset = 0;   // offset of the line's first byte in the file
-  std::string text;          // without the trailing "\n" and without a trailing "\r" (CRLF files)
+  int64_t line_number = 0;  // 1-based
+  int64_t byte_offset = 0;  // offset of the line's first byte in the file
+  std::string text;         // without the trailing "\n" and without a trailing "\r" (CRLF files)
 };
 
 class ManifestReader {

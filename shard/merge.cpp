@@ -163,8 +163,10 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       const size_t drop = columns ? decider.first_drop(&sims[r], columns) : 0;
       for (size_t f = 0; f < columns && f <= drop; ++f) {
         ++result.filters[f].rows_in;
-        if (f < drop) ++result.filters[f].kept;
-        else ++result.filters[f].dropped;
+        if (f < drop)
+          ++result.filters[f].kept;
+        else
+          ++result.filters[f].dropped;
       }
       if (drop == columns) {
         output.write(line);
@@ -178,7 +180,8 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
         } else {
           auto row = nlohmann::ordered_json::parse(line);
           for (const auto& key : steps[k].keys_to_remove) row.erase(key);
-          step_files[k]->write(row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+          step_files[k]->write(
+              row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
         }
         step_files[k]->write("\n", 1);
       }

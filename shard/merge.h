@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "shard/run_directory.h"
 
@@ -18,7 +17,7 @@ namespace clipshard {
 // its sim is >= the k-th best sim among the rows still alive before this step, with
 // k = ceil(top_fraction * alive) (ties at the cutoff are all kept; see docs/FORMATS.md).
 struct FilterRule {
-  std::string name;                    // operator name, for the summary
+  std::string name;  // operator name, for the summary
   double threshold = 0.0;
   std::optional<double> top_fraction;  // in (0, 1]; overrides threshold when set
 };
@@ -44,8 +43,8 @@ struct MergeResult {
   int64_t rows_out = 0;
   int64_t error_records = 0;
   std::vector<FilterOutcome> filters;
-  nlohmann::json shard_totals;   // sum of the numeric fields of every shard's done file
-  nlohmann::json per_rank;       // rank -> sums of that rank's shards
+  nlohmann::json shard_totals;  // sum of the numeric fields of every shard's done file
+  nlohmann::json per_rank;      // rank -> sums of that rank's shards
 };
 
 // Writes dir.output() and dir.errors() (atomically) from shards [0, shard_count), all of which

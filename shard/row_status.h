@@ -12,19 +12,19 @@ namespace clipshard {
 enum class RowError {
   kOk = 0,
   // Manifest lines.
-  kMalformedJson,      // the line is not valid JSON
-  kNotAnObject,        // valid JSON, but not an object
-  kMissingKey,         // the image or caption key is absent
-  kWrongType,          // the image or caption value is not a string
-  kInvalidUtf8,        // the line or a value is not valid UTF-8
+  kMalformedJson,  // the line is not valid JSON
+  kNotAnObject,    // valid JSON, but not an object
+  kMissingKey,     // the image or caption key is absent
+  kWrongType,      // the image or caption value is not a string
+  kInvalidUtf8,    // the line or a value is not valid UTF-8
   // Captions.
-  kEmptyCaption,       // empty or whitespace-only caption
+  kEmptyCaption,  // empty or whitespace-only caption
   // Image paths and files.
-  kRemotePath,         // http(s)://, s3:// ...: remote paths are not supported
-  kPathOutsideRoot,    // path escapes the enforced image root
+  kRemotePath,       // http(s)://, s3:// ...: remote paths are not supported
+  kPathOutsideRoot,  // path escapes the enforced image root
   kFileNotFound,
   kIsDirectory,
-  kUnreadableFile,     // open/read failed (permissions, I/O error)
+  kUnreadableFile,  // open/read failed (permissions, I/O error)
   kEmptyFile,
   kNotAnImage,         // no known image signature
   kUnsupportedFormat,  // recognised container we cannot decode

@@ -96,17 +96,16 @@ StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& iden
       "(finished shards are discarded, embeddings.h5 is kept as a cache)";
   if (previous.value("config", nlohmann::json()) != identity.config) {
     std::string diff;
-    const auto patch = nlohmann::json::diff(previous.value("config", nlohmann::json()),
-                                            identity.config);
+    const auto patch =
+        nlohmann::json::diff(previous.value("config", nlohmann::json()), identity.config);
     for (const auto& op : patch) diff += " " + op.value("path", std::string());
     throw std::runtime_error("the run directory " + dir.root().string() +
                              " was started with a different config (changed:" + diff + ")" + hint);
   }
   if (previous.value("manifests", nlohmann::json()) != identity.manifests ||
       previous.value("lines_per_shard", int64_t{0}) != identity.lines_per_shard) {
-    throw std::runtime_error("the input manifests changed since the run in " +
-                             dir.root().string() + " started (size, line count or content)" +
-                             hint);
+    throw std::runtime_error("the input manifests changed since the run in " + dir.root().string() +
+                             " started (size, line count or content)" + hint);
   }
   return StateCheck::kResume;
 }

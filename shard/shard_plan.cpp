@@ -46,7 +46,8 @@ std::vector<std::filesystem::path> expand_manifest_inputs(const std::vector<std:
   return result;
 }
 
-ShardPlan plan_shards(const std::vector<std::filesystem::path>& manifests, int64_t lines_per_shard) {
+ShardPlan plan_shards(const std::vector<std::filesystem::path>& manifests,
+                      int64_t lines_per_shard) {
   if (lines_per_shard < 1) throw std::runtime_error("lines_per_shard must be >= 1");
   ShardPlan plan;
   plan.lines_per_shard = lines_per_shard;

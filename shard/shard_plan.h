@@ -5,18 +5,17 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace clipshard {
 
 struct ManifestInfo {
-  std::string path;     // absolute path as given after glob expansion
-  int64_t size = 0;     // bytes
-  uint64_t hash = 0;    // xxh3-64 of the whole file: detects a changed manifest on resume
-  int64_t lines = 0;    // line count (a last line without "\n" counts)
+  std::string path;   // absolute path as given after glob expansion
+  int64_t size = 0;   // bytes
+  uint64_t hash = 0;  // xxh3-64 of the whole file: detects a changed manifest on resume
+  int64_t lines = 0;  // line count (a last line without "\n" counts)
 };
 
 struct Shard {

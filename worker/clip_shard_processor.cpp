@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <unordered_map>
@@ -30,11 +30,11 @@ double seconds_since(Clock::time_point t) {
 // One distinct image file of the shard.
 struct ImageFile {
   std::filesystem::path path;
-  int64_t first_row = 0;                 // global row id of the first row that uses it
-  std::vector<char> needs;               // per image space
+  int64_t first_row = 0;    // global row id of the first row that uses it
+  std::vector<char> needs;  // per image space
   RowStatus status;
-  std::vector<std::vector<float>> emb;   // per image space: normalised embedding once known
-  std::vector<char> reused;              // per image space: came from the reuse cache
+  std::vector<std::vector<float>> emb;  // per image space: normalised embedding once known
+  std::vector<char> reused;             // per image space: came from the reuse cache
   ContentKey key{};
 };
 
@@ -94,7 +94,9 @@ struct ClipShardProcessor::Impl {
   std::mutex reuse_mutex;  // HDF5 is not thread-safe
 
   Impl(std::vector<OperatorSpec> o, std::shared_ptr<ModelBank> m, ClipProcessorOptions opt)
-      : ops(std::move(o)), models(std::move(m)), options(std::move(opt)),
+      : ops(std::move(o)),
+        models(std::move(m)),
+        options(std::move(opt)),
         pool(std::max(1, options.decode_threads)) {
     std::vector<std::filesystem::path> existing;
     for (const auto& p : options.cache.reuse)
@@ -169,8 +171,11 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   ShardPartWriter writer(dir, shard.id);
   std::vector<ErrorRecord> error_records;  // written in line order at the end
   nlohmann::json errors = nlohmann::json::object();
-  nlohmann::json stats = {{"lines", shard.line_count}, {"rows", 0}, {"blank_lines", 0},
-                          {"error_lines", 0},          {"error_rows", 0}};
+  nlohmann::json stats = {{"lines", shard.line_count},
+                          {"rows", 0},
+                          {"blank_lines", 0},
+                          {"error_lines", 0},
+                          {"error_rows", 0}};
   int64_t truncated = 0;
 
   // 1. Lines -> rows -> per operator: image file and token sequence (deduplicated).
@@ -184,7 +189,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     ManifestLine line;
     for (int64_t i = 0; i < shard.line_count; ++i) {
       if (!reader.next(&line))
-        throw std::runtime_error("manifest " + manifest + " is shorter than planned (changed "
+        throw std::runtime_error("manifest " + manifest +
+                                 " is shorter than planned (changed "
                                  "during the run?)");
       ParsedLine parsed = parse_manifest_line(line.text);
       if (parsed.kind == LineKind::kBlank) {
@@ -263,10 +269,9 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   auto submit_wave = [&](int w) {
     const size_t end = std::min(files.size(), static_cast<size_t>(w + 1) * batch_size);
     for (size_t f = static_cast<size_t>(w) * batch_size; f < end; ++f) {
-      pending[f] = m.pool.submit(
-          [impl = &m, path = files[f].path, needs = files[f].needs] {
-            return impl->decode(path, needs);
-          });
+      pending[f] = m.pool.submit([impl = &m, path = files[f].path, needs = files[f].needs] {
+        return impl->decode(path, needs);
+      });
     }
   };
   int64_t image_computed = 0, image_reused = 0;
@@ -293,7 +298,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     for (size_t s = 0; s < image_spaces.size(); ++s) {
       std::vector<size_t> batch;
       for (size_t f = begin; f < end; ++f)
-        if (files[f].status.ok() && files[f].needs[s] && files[f].emb[s].empty()) batch.push_back(f);
+        if (files[f].status.ok() && files[f].needs[s] && files[f].emb[s].empty())
+          batch.push_back(f);
       if (batch.empty()) continue;
       const int n = image_spaces[s].spec.size;
       at::Tensor input = torch::empty({static_cast<int64_t>(batch.size()), 3, n, n});
@@ -415,11 +421,12 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   stats["errors"] = errors;
   stats["captions_truncated"] = truncated;
   stats["images"] = {{"distinct", static_cast<int64_t>(files.size())}};
-  stats["embeddings"] = {{"image_computed", image_computed}, {"image_reused", image_reused},
-                         {"text_computed", text_computed},   {"text_reused", text_reused}};
-  stats["seconds"] = {{"decode_cpu", decode_seconds},
-                      {"model", model_seconds},
-                      {"total", seconds_since(start)}};
+  stats["embeddings"] = {{"image_computed", image_computed},
+                         {"image_reused", image_reused},
+                         {"text_computed", text_computed},
+                         {"text_reused", text_reused}};
+  stats["seconds"] = {
+      {"decode_cpu", decode_seconds}, {"model", model_seconds}, {"total", seconds_since(start)}};
   writer.commit(stats, rank);
   if (progress) progress(shard.line_count);
   return ShardOutcome::kFinished;

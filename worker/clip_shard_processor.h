@@ -25,9 +25,9 @@ struct EmbeddingCacheOptions {
 };
 
 struct ClipProcessorOptions {
-  int batch_size = 32;        // images (and captions) per inference batch
-  int decode_threads = 2;     // decode + preprocess threads
-  int prefetch_batches = 2;   // batches decoded ahead of the one being inferred
+  int batch_size = 32;       // images (and captions) per inference batch
+  int decode_threads = 2;    // decode + preprocess threads
+  int prefetch_batches = 2;  // batches decoded ahead of the one being inferred
   ImageSourceOptions source;
   DecodeOptions decode;
   EmbeddingCacheOptions cache;

@@ -90,9 +90,9 @@ RowStatus read_image_bytes(const std::filesystem::path& path, const ImageSourceO
   }
   if (st.st_size > options.max_file_bytes) {
     ::close(fd);
-    return RowStatus::Error(RowError::kUnreadableFile,
-                            path.string() + " is larger than max_file_bytes (" +
-                                std::to_string(st.st_size) + " bytes)");
+    return RowStatus::Error(RowError::kUnreadableFile, path.string() +
+                                                           " is larger than max_file_bytes (" +
+                                                           std::to_string(st.st_size) + " bytes)");
   }
   bytes->resize(static_cast<size_t>(st.st_size));
   size_t done = 0;

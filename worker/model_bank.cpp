@@ -48,8 +48,8 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
     is.spec.size = static_cast<int>(dims.image_resolution);
     is.spec.rounding = op.is_long_clip() ? CropRounding::kHalfToEven : CropRounding::kFloor;
     is.pipeline = (op.is_long_clip() ? "tv" : "hf") + std::to_string(is.spec.size);
-    auto [ii, new_image] = image_index.emplace(std::make_pair(m, is.pipeline),
-                                               static_cast<int>(image_spaces_.size()));
+    auto [ii, new_image] =
+        image_index.emplace(std::make_pair(m, is.pipeline), static_cast<int>(image_spaces_.size()));
     if (new_image) image_spaces_.push_back(is);
     op_image_space_.push_back(ii->second);
 
@@ -73,8 +73,8 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
                 : ClipTokenizer::bundled(TokenizerFlavor::kHuggingFaceFast);
       }
     }
-    auto [ti, new_text] = text_index.emplace(std::make_pair(m, ts.pipeline),
-                                             static_cast<int>(text_spaces_.size()));
+    auto [ti, new_text] =
+        text_index.emplace(std::make_pair(m, ts.pipeline), static_cast<int>(text_spaces_.size()));
     if (new_text) text_spaces_.push_back(ts);
     op_text_space_.push_back(ti->second);
   }

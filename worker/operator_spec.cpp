@@ -8,9 +8,12 @@ namespace clipshard {
 
 const char* operator_name(OperatorKind kind) {
   switch (kind) {
-    case OperatorKind::kClipEvaluator: return "ImageCLIPEvaluator";
-    case OperatorKind::kLongClipEvaluator: return "ImageLongCLIPEvaluator";
-    case OperatorKind::kClipFilter: return "ImageClipFilter";
+    case OperatorKind::kClipEvaluator:
+      return "ImageCLIPEvaluator";
+    case OperatorKind::kLongClipEvaluator:
+      return "ImageLongCLIPEvaluator";
+    case OperatorKind::kClipFilter:
+      return "ImageClipFilter";
   }
   return "?";
 }
@@ -36,8 +39,8 @@ std::vector<std::string> operator_parameter_names(OperatorKind kind) {
     case OperatorKind::kLongClipEvaluator:
       return {"model_name", "device", "input_image_key", "input_text_key", "output_key"};
     case OperatorKind::kClipFilter:
-      return {"model_name", "device", "input_image_key", "input_caption_key", "threshold",
-              "top_fraction"};
+      return {"model_name",        "device",    "input_image_key",
+              "input_caption_key", "threshold", "top_fraction"};
   }
   return {};
 }
@@ -70,8 +73,9 @@ OperatorSpec parse_operator_spec(const nlohmann::json& step) {
   if (!step.is_object()) throw std::invalid_argument("a pipeline step must be a JSON object");
   auto name_it = step.find("operator");
   if (name_it == step.end() || !name_it->is_string())
-    throw std::invalid_argument("a pipeline step needs \"operator\": one of ImageCLIPEvaluator, "
-                                "ImageLongCLIPEvaluator, ImageClipFilter");
+    throw std::invalid_argument(
+        "a pipeline step needs \"operator\": one of ImageCLIPEvaluator, "
+        "ImageLongCLIPEvaluator, ImageClipFilter");
   const std::string op = name_it->get<std::string>();
   OperatorSpec spec;
   spec.kind = parse_operator_name(op);
@@ -94,17 +98,21 @@ OperatorSpec parse_operator_spec(const nlohmann::json& step) {
       throw std::invalid_argument(op + ": unknown parameter \"" + key + "\" (accepted: " + list +
                                   ")");
     }
-    if (key == "model_name") spec.model_name = get_string(*it, op, key);
+    if (key == "model_name")
+      spec.model_name = get_string(*it, op, key);
     else if (key == "device") {
       spec.device = it->is_null() ? "" : get_string(*it, op, key);
       if (!spec.device.empty() && spec.device != "auto" && spec.device != "cpu" &&
           spec.device.rfind("cuda", 0) != 0)
         throw std::invalid_argument(op + ": device must be null, \"auto\", \"cpu\" or \"cuda\"");
-    } else if (key == "input_image_key") spec.image_key = get_string(*it, op, key);
+    } else if (key == "input_image_key")
+      spec.image_key = get_string(*it, op, key);
     else if (key == "input_text_key" || key == "input_caption_key")
       spec.text_key = get_string(*it, op, key);
-    else if (key == "output_key") spec.output_key = get_string(*it, op, key);
-    else if (key == "threshold") spec.threshold = get_number(*it, op, key);
+    else if (key == "output_key")
+      spec.output_key = get_string(*it, op, key);
+    else if (key == "threshold")
+      spec.threshold = get_number(*it, op, key);
     else if (key == "top_fraction") {
       if (it->is_null()) continue;
       const double f = get_number(*it, op, key);

@@ -1,11 +1,10 @@
 // The three DataFlow-MM operators (SPEC §1): names, parameters, defaults, keys and score scales.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace clipshard {
 
@@ -17,12 +16,12 @@ struct OperatorSpec {
   std::string model_name;  // default per kind (see default_model_name)
   std::string device;      // "" = the run's device (DataFlow-MM's device=None: cuda if available)
   // Run parameters (defaults per kind, SPEC §1).
-  std::string image_key;   // input_image_key: "image_path" (evaluators) / "image" (filter)
-  std::string text_key;    // input_text_key / input_caption_key: "text" / "caption"
-  std::string output_key;  // evaluators only: "clip_score" / "longclip_score"
-  double threshold = 0.25;               // filter only
-  std::optional<double> top_fraction;    // filter only, clipshard extension: keep the best X
-                                         // (0 < X <= 1) of all rows, computed over the dataset
+  std::string image_key;    // input_image_key: "image_path" (evaluators) / "image" (filter)
+  std::string text_key;     // input_text_key / input_caption_key: "text" / "caption"
+  std::string output_key;   // evaluators only: "clip_score" / "longclip_score"
+  double threshold = 0.25;  // filter only
+  std::optional<double> top_fraction;  // filter only, clipshard extension: keep the best X
+                                       // (0 < X <= 1) of all rows, computed over the dataset
 
   bool is_filter() const { return kind == OperatorKind::kClipFilter; }
   bool is_long_clip() const { return kind == OperatorKind::kLongClipEvaluator; }

@@ -9,8 +9,8 @@
 namespace clipshard {
 
 ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirectory& dir, int rank,
-                                         const std::atomic<bool>& stop,
-                                         const ShardProgress& progress) {
+                                           const std::atomic<bool>& stop,
+                                           const ShardProgress& progress) {
   const Shard& shard = task.shard;
   const std::string& manifest = task.manifest;
   ManifestReader reader(manifest, shard.byte_begin, shard.first_line);
@@ -20,7 +20,8 @@ ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirec
   nlohmann::json errors = nlohmann::json::object();
   ManifestLine line;
   for (int64_t i = 0; i < shard.line_count; ++i) {
-    if (!reader.next(&line)) throw std::runtime_error("manifest " + manifest + " is shorter than planned");
+    if (!reader.next(&line))
+      throw std::runtime_error("manifest " + manifest + " is shorter than planned");
     ParsedLine parsed = parse_manifest_line(line.text);
     if (parsed.kind == LineKind::kRow) {
       writer.add_row(dump_row(parsed.object), sims);

@@ -15,20 +15,23 @@ std::filesystem::path write_manifest(const std::filesystem::path& dir) {
   const auto images = testing::fixtures() / "images";
   const auto path = dir / "m.jsonl";
   std::ofstream out(path);
-  const char* files[] = {"photo_640x480.jpg", "portrait_333x500.jpg", "panorama_1024x200.jpg",
-                         "palette_256x192.png", "cmyk_300x400.jpg", "missing.jpg"};
-  const char* captions[] = {"a cat", "a dog in the snow", "mountains at dawn", "a red car",
-                            "two people talking", "a bowl of fruit", "   "};
+  const char* files[] = {"photo_640x480.jpg",   "portrait_333x500.jpg", "panorama_1024x200.jpg",
+                         "palette_256x192.png", "cmyk_300x400.jpg",     "missing.jpg"};
+  const char* captions[] = {"a cat",     "a dog in the snow",  "mountains at dawn",
+                            "a red car", "two people talking", "a bowl of fruit",
+                            "   "};
   for (int i = 0; i < 30; ++i) {
     out << nlohmann::json{{"image", (images / files[i % 6]).string()},
-                          {"caption", captions[i % 7]}, {"i", i}}.dump()
+                          {"caption", captions[i % 7]},
+                          {"i", i}}
+               .dump()
         << "\n";
   }
   return path;
 }
 
-nlohmann::json filter_config(const std::filesystem::path& manifest, const std::filesystem::path& out,
-                             double threshold) {
+nlohmann::json filter_config(const std::filesystem::path& manifest,
+                             const std::filesystem::path& out, double threshold) {
   return {{"input", manifest.string()},
           {"output_dir", out.string()},
           {"device", "cpu"},
@@ -62,9 +65,9 @@ TEST(EmbeddingCacheReuse, RethresholdComputesNothing) {
   JobOptions plain;
   std::ostringstream log;
   plain.log = &log;
-  EXPECT_THROW(run_job_in_process(parse_run_config(filter_config(manifest, tmp.path() / "run", 0.2)),
-                                  plain),
-               std::runtime_error);
+  EXPECT_THROW(
+      run_job_in_process(parse_run_config(filter_config(manifest, tmp.path() / "run", 0.2)), plain),
+      std::runtime_error);
   // ... and with --restart reuses every embedding.
   const auto second = run(filter_config(manifest, tmp.path() / "run", 0.2), true);
   EXPECT_EQ(second["embeddings"]["image_computed"], 0);

@@ -21,9 +21,12 @@ std::filesystem::path write_manifest(const std::filesystem::path& dir, int lines
   const auto path = dir / "manifest.jsonl";
   std::ofstream out(path, std::ios::binary);
   for (int i = 0; i < lines; ++i) {
-    if (i % 17 == 5) out << "{broken json\n";
-    else if (i % 23 == 7) out << "\n";
-    else out << "{\"id\":" << i << ",\"caption\":\"row " << i << "\"}\n";
+    if (i % 17 == 5)
+      out << "{broken json\n";
+    else if (i % 23 == 7)
+      out << "\n";
+    else
+      out << "{\"id\":" << i << ",\"caption\":\"row " << i << "\"}\n";
   }
   return path;
 }
@@ -56,8 +59,8 @@ std::string run_and_read(const RunConfig& c, int workers, const ProcessorFactory
 TEST(Runtime, SameOutputForOneToFourWorkers) {
   testing::TempDir tmp;
   const auto manifest = write_manifest(tmp.path(), 500);
-  const std::string one = run_and_read(config_for(manifest, tmp.path() / "w1", 37), 1,
-                                       pass_through());
+  const std::string one =
+      run_and_read(config_for(manifest, tmp.path() / "w1", 37), 1, pass_through());
   EXPECT_NE(one.find("\"id\":0,"), std::string::npos);
   for (int workers : {2, 3, 4}) {
     const auto dir = tmp.path() / ("w" + std::to_string(workers));
@@ -72,8 +75,10 @@ TEST(Runtime, SameOutputForOneToFourWorkers) {
   for (std::string l; std::getline(b, l);) ++errors;
   int blank = 0, broken = 0;
   for (int i = 0; i < 500; ++i) {
-    if (i % 17 == 5) ++broken;
-    else if (i % 23 == 7) ++blank;
+    if (i % 17 == 5)
+      ++broken;
+    else if (i % 23 == 7)
+      ++blank;
   }
   EXPECT_EQ(errors, broken);
   EXPECT_EQ(rows, 500 - broken - blank);
@@ -160,10 +165,12 @@ TEST(Runtime, WorkerFailureNamesRankAndShard) {
   std::ostringstream log;
   options.log = &log;
   // Finish the run, then forget shard 2 so that only it is redone, by the failing processor.
-  ASSERT_EQ(run_job_in_process(c, options, [](const RunConfig&, const WorkerPlacement&) {
-              return std::make_unique<PassThroughProcessor>(PassThroughOptions{});
-            }),
-            kExitOk);
+  ASSERT_EQ(
+      run_job_in_process(c, options,
+                         [](const RunConfig&, const WorkerPlacement&) {
+                           return std::make_unique<PassThroughProcessor>(PassThroughOptions{});
+                         }),
+      kExitOk);
   std::filesystem::remove(RunDirectory(c.output_dir).shard_parts(2).done);
   try {
     run_job_in_process(c, options, factory);

@@ -48,8 +48,8 @@ struct OperatorRun {
 OperatorRun run_operator(const std::string& op, int batch_size) {
   testing::TempDir tmp;
   const auto dir = stage(tmp, op);
-  const auto params = nlohmann::json::parse(
-      read_file(testing::fixtures() / "operators" / op / "params.json"));
+  const auto params =
+      nlohmann::json::parse(read_file(testing::fixtures() / "operators" / op / "params.json"));
   nlohmann::json step = {{"operator", params["operator"]},
                          {"model_name", (dir / params["model_name"].get<std::string>()).string()},
                          {"input_image_key", params["input_image_key"]}};

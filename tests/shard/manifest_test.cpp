@@ -86,8 +86,8 @@ TEST(ShardPlan, CutsLineRangesAcrossManifests) {
   write(tmp.path() / "a.jsonl", "1\n2\n3\n4\n5");  // 5 lines, last without newline
   write(tmp.path() / "b.jsonl", "6\n7\n");
   write(tmp.path() / "c.jsonl", "");
-  auto plan = plan_shards({tmp.path() / "a.jsonl", tmp.path() / "b.jsonl", tmp.path() / "c.jsonl"},
-                          2);
+  auto plan =
+      plan_shards({tmp.path() / "a.jsonl", tmp.path() / "b.jsonl", tmp.path() / "c.jsonl"}, 2);
   ASSERT_EQ(plan.shards.size(), 4u);
   EXPECT_EQ(plan.total_lines(), 7);
   EXPECT_EQ(plan.shards[2].first_line, 5);

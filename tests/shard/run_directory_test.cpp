@@ -1,9 +1,10 @@
+#include "shard/run_directory.h"
+
 #include <fstream>
 
 #include "common/test_paths.h"
 #include "shard/atomic_file.h"
 #include "shard/merge.h"
-#include "shard/run_directory.h"
 
 namespace clipshard {
 namespace {
@@ -17,8 +18,8 @@ void write_shard(const RunDirectory& dir, int64_t id, const std::vector<std::str
   write_file_atomically(parts.sims, std::string(reinterpret_cast<const char*>(sims.data()),
                                                 sims.size() * sizeof(float)));
   write_file_atomically(parts.errors, "{\"line\":" + std::to_string(id) + "}\n");
-  nlohmann::json done = {{"shard", id}, {"rank", rank}, {"rows", rows.size()},
-                         {"errors", {{"file_not_found", 1}}}};
+  nlohmann::json done = {
+      {"shard", id}, {"rank", rank}, {"rows", rows.size()}, {"errors", {{"file_not_found", 1}}}};
   write_file_atomically(parts.done, done.dump());
 }
 
