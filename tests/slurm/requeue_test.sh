@@ -14,12 +14,12 @@ slurm_test_setup
 cd "$src" || fail "no source dir $src"
 
 # A bigger input: the demo manifest repeated (same images, via a link), small shards and batches.
-repeat=${CLIPSHARD_REQUEUE_REPEAT:-12}
+repeat=${CLIPSHARD_REQUEUE_REPEAT:-40}
 mkdir -p "$work/data" && ln -s "$src/examples/images" "$work/data/images"
 for ((i = 0; i < repeat; i++)); do cat examples/manifest.jsonl; done >"$work/data/manifest.jsonl"
 lines=$(wc -l <"$work/data/manifest.jsonl")
 args=(configs/demo.json --set "input=[\"$work/data/manifest.jsonl\"]" --set lines_per_shard=2
-      --set batch_size=2)
+      --set batch_size=2 --set progress_interval_s=0.5)
 
 note "plain run ($lines manifest lines)"
 t0=$SECONDS
@@ -31,20 +31,23 @@ submit --nodes 1 --workers-per-node 2 --cpus-per-worker 1 --job-name requeue -- 
   "${args[@]}" --set output_dir="$work/slurm"
 log="$work/logs/requeue-$job.out"
 run="$work/slurm"
-total=""
 
-# wait_progress MIN_DONE: until at least MIN_DONE shards are done (fails if the job ends first).
+# wait_progress MIN: until this attempt's progress lines (every 0.5 s in the log, counting the shards
+# of this attempt: "shards D/TODO") show at least MIN finished shards; fails if the job ends first.
+# (The log is read rather than `clipshard status`, which takes seconds to start on a loaded machine.)
 wait_progress() {
-  local deadline=$((SECONDS + 240)) d st
+  local deadline=$((SECONDS + 240)) d todo st p from=$(( $(cat "$log" 2>/dev/null | wc -l) + 1 ))
   while ((SECONDS < deadline)); do
-    d=$(status_field "$run" shards_done); total=$(status_field "$run" shards_total)
     st=$(job_field "$job" JobState)
-    if [[ -n "$d" ]] && ((d >= $1)); then
-      ((d < total)) || fail "job finished ($d/$total shards) before it could be stopped: make the input bigger (CLIPSHARD_REQUEUE_REPEAT)"
-      note "job $job $st: $d/$total shards done"; return 0
+    p=$(tail -n +"$from" "$log" 2>/dev/null | grep -ao '^clipshard: \(progress\|done\) .*, shards [0-9]*/[0-9]*' |
+        tail -n 1 | grep -o 'shards [0-9]*/[0-9]*$')
+    d=${p#shards }; d=${d%/*}; todo=${p#*/}
+    if [[ -n "$p" ]] && ((d >= $1)); then
+      ((d < todo)) || fail "the attempt finished ($d/$todo shards) before it could be stopped: make the input bigger (CLIPSHARD_REQUEUE_REPEAT)"
+      note "job $job $st: $d of this attempt's $todo shards done"; return 0
     fi
     [[ "$st" == PENDING || "$st" == RUNNING || "$st" == CONFIGURING ]] || { show_log "$log"; fail "job $job ended ($st) early"; }
-    sleep 0.3
+    sleep 0.2
   done
   fail "no progress to $1 shards in 240s"
 }
@@ -62,14 +65,11 @@ release_requeued() {
   show_log "$log"; fail "job $job not requeued (Restarts=$(job_field "$job" Restarts), $(job_field "$job" JobState))"
 }
 
-wait_job_state "$job" 120 RUNNING
-wait_progress 2
+wait_progress 10
 note "scontrol requeue $job"
 scontrol requeue "$job" || fail "scontrol requeue refused"
 release_requeued 1
-wait_job_state "$job" 120 RUNNING
-first=$(status_field "$run" shards_done)
-wait_progress $((first + 2))
+wait_progress 10
 note "USR1 to the batch shell of job $job (as --signal=B:USR1@T does)"
 scancel --batch --signal=USR1 "$job" || fail "scancel --signal=USR1 failed"
 release_requeued 2
@@ -80,6 +80,7 @@ state=$(job_field "$job" JobState) code=$(job_field "$job" ExitCode) restarts=$(
 note "job $job: JobState=$state ExitCode=$code Restarts=$restarts"
 [[ "$state" == COMPLETED && "$code" == 0:0 ]] || fail "job ended $state (ExitCode $code)"
 [[ "$restarts" == 2 ]] || fail "expected 2 restarts, got $restarts"
+total=$(status_field "$run" shards_total)
 grep -q "^clipshard: requeued job $job: [0-9]*/$total shards done, [0-9]* left (requeued by Slurm)$" "$log" ||
   fail "no 'requeued by Slurm' line for the scontrol requeue"
 grep -q "^clipshard: requeued job $job: [0-9]*/$total shards done, [0-9]* left$" "$log" ||
