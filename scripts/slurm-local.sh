@@ -44,18 +44,16 @@ usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 case "$state" in /*) ;; *) state="$PWD/$state" ;; esac
 conf="$state/slurm.conf"
 
-# Kills the daemon whose pid is in FILE (if it is still that daemon), waits up to 10 s for it to go.
-kill_pidfile() {
-  local file=$1 name=$2 pid
+# Sends SIGTERM to the daemon whose pid is in FILE (if it is still that daemon); prints its pid.
+term_pidfile() {
+  local file=$1 name=$2 pid comm
   [[ -s "$file" ]] || return 0
-  pid=$(cat "$file" 2>/dev/null) || return 0
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  if [[ -r /proc/$pid/comm ]] && [[ "$(cat /proc/$pid/comm)" == "$name"* ]]; then
-    kill "$pid" 2>/dev/null
-    for _ in $(seq 100); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
-    if [[ -e /proc/$pid ]]; then kill -9 "$pid" 2>/dev/null; fi
-  fi
+  pid=$(<"$file")
   rm -f "$file"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  read -r comm 2>/dev/null <"/proc/$pid/comm" || return 0
+  [[ "$comm" == "$name"* ]] || return 0
+  kill "$pid" 2>/dev/null && echo "$pid"
 }
 
 node_names() {
@@ -65,19 +63,28 @@ node_names() {
 }
 
 do_stop() {
-  local n
+  local pids=() f p comm
   if [[ -d "$state/run" ]]; then
-    for f in "$state"/run/slurmd-*.pid; do [[ -e "$f" ]] && kill_pidfile "$f" slurmd; done
-    kill_pidfile "$state/run/slurmctld.pid" slurmctld
-    kill_pidfile "$state/run/munged.pid" munged
+    for f in "$state"/run/slurmd-*.pid; do [[ -e "$f" ]] && pids+=($(term_pidfile "$f" slurmd)); done
+    pids+=($(term_pidfile "$state/run/slurmctld.pid" slurmctld))
   fi
-  # slurmstepd processes of jobs still running there die with their slurmd's spool dir; find them by it.
-  for n in /proc/[0-9]*; do
-    if [[ -r $n/cmdline ]] && tr '\0' ' ' <"$n/cmdline" 2>/dev/null | grep -q "^slurmstepd" &&
-       grep -qs "$state" "$n/environ"; then
-      kill -9 "${n#/proc/}" 2>/dev/null
-    fi
+  # slurmstepd processes of jobs still running on these nodes (their environment names STATE_DIR).
+  for p in /proc/[0-9]*; do
+    read -r comm 2>/dev/null <"$p/comm" || continue
+    if [[ "$comm" == slurmstepd ]] && grep -qsF "$state/" "$p/environ"; then kill -9 "${p#/proc/}" 2>/dev/null; fi
   done
+  for _ in $(seq 100); do  # up to 10 s for the daemons to go, then SIGKILL
+    local alive=()
+    for p in "${pids[@]}"; do [[ -e /proc/$p ]] && alive+=("$p"); done
+    pids=("${alive[@]}")
+    ((${#pids[@]} == 0)) && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  if [[ -d "$state/run" ]]; then
+    p=$(term_pidfile "$state/run/munged.pid" munged)
+    for _ in $(seq 50); do [[ -n "$p" && -e /proc/$p ]] || break; sleep 0.1; done
+  fi
   # Only remove a directory this script made (it has our marker).
   if [[ -f "$state/.clipshard-slurm" ]]; then rm -rf "$state"; fi
 }
@@ -107,7 +114,7 @@ do_start() {
   if [[ -f "$conf" ]] && cluster_answers; then
     log "already running ($conf)"; echo "export SLURM_CONF=$conf"; return 0
   fi
-  if [[ -e "$state" && ! -f "$state/.clipshard-slurm" ]]; then
+  if [[ -e "$state" && ! -f "$state/.clipshard-slurm" && -n "$(ls -A "$state" 2>/dev/null)" ]]; then
     log "$state exists and was not made by this script; pick another STATE_DIR"; exit 1
   fi
   do_stop  # leftovers of a cluster that died
