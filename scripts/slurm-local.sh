@@ -91,12 +91,22 @@ do_stop() {
 
 cluster_answers() { SLURM_CONF=$conf timeout 10 sinfo -h -o '%T' >/dev/null 2>&1; }
 
-free_port() {  # a TCP port nobody listens on, from a random start in 20000-59999
-  local p tries
-  for tries in $(seq 200); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-    if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q . && [[ " ${used_ports:-} " != *" $p "* ]]; then
-      used_ports="${used_ports:-} $p"; echo "$p"; return 0
+# TCP ports something listens on (from /proc/net/tcp{,6}: state 0A = LISTEN), one per line.
+listening_ports() {
+  local f sl local_addr rem st rest
+  for f in /proc/net/tcp /proc/net/tcp6; do
+    [[ -r $f ]] || continue
+    while read -r sl local_addr rem st rest; do
+      [[ "$st" == 0A ]] && echo $((16#${local_addr##*:}))
+    done < <(tail -n +2 "$f")
+  done
+}
+
+free_port() {  # sets `port` to a TCP port nobody listens on (random, 20000-59999), not used before
+  for _ in $(seq 200); do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    if ! grep -qx "$port" <<<"$busy_ports" && [[ " $used_ports " != *" $port "* ]]; then
+      used_ports+=" $port"; return 0
     fi
   done
   return 1
@@ -109,7 +119,6 @@ do_start() {
     command -v "$b" >/dev/null || missing+=("$b")
   done
   ((${#missing[@]} == 0)) || cannot "not installed: ${missing[*]} (scripts/install-deps.sh --with-slurm installs slurm-wlm and munge)"
-  command -v ss >/dev/null || cannot "ss (iproute2) is needed to pick free ports"
 
   if [[ -f "$conf" ]] && cluster_answers; then
     log "already running ($conf)"; echo "export SLURM_CONF=$conf"; return 0
@@ -134,7 +143,9 @@ do_start() {
   local host ctld_port names i node_lines="" port
   host=$(hostname -s)
   used_ports=""
-  ctld_port=$(free_port) || cannot "no free port"
+  busy_ports=$(listening_ports)
+  free_port || cannot "no free port"
+  ctld_port=$port
   mapfile -t names < <(node_names)
   local gres="" gres_types="" g
   : >"$state/gres.conf"
@@ -150,7 +161,7 @@ do_start() {
     echo "Name=gpu File=$state/dev/gpu[0-$((gpus - 1))]" >"$state/gres.conf"
   fi
   for i in "${!names[@]}"; do
-    port=$(free_port) || cannot "no free port"
+    free_port || cannot "no free port"
     node_lines+="NodeName=${names[$i]} NodeHostname=$host NodeAddr=127.0.0.1 Port=$port CPUs=$cpus RealMemory=1000$gres State=UNKNOWN"$'\n'
   done
   cat >"$conf" <<EOF
