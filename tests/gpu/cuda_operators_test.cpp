@@ -1,0 +1,65 @@
+// The CUDA path (fp16 weights): operators on the GPU agree with the golden fp32 outputs within
+// fp16 precision and keep the same filter decisions. Skipped (visibly) when no GPU is present.
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "common/test_paths.h"
+#include "driver/job.h"
+#include "driver/signals.h"
+#include "models/clip/model_loader.h"
+#include "shard/atomic_file.h"
+
+namespace clipshard {
+namespace {
+
+TEST(Cuda, TinyModelEmbeddingsMatchCpuWithinFp16) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU path not exercised";
+  ModelRequest cpu{(testing::fixtures() / "models/tiny/hf").string(), ModelFamily::kClip, "",
+                   "cpu", "", 0};
+  ModelRequest gpu = cpu;
+  gpu.device = "cuda";
+  LoadedModel a = load_model(cpu), b = load_model(gpu);
+  const at::Tensor images = at::randn({4, 3, 224, 224});
+  const at::Tensor ids = at::tensor({49406, 320, 1929, 539, 320, 2368, 49407}).unsqueeze(0);
+  const double image_diff = (a.model->encode_image(images) - b.model->encode_image(images))
+                                .abs().max().item<double>();
+  const double text_diff =
+      (a.model->encode_text(ids) - b.model->encode_text(ids)).abs().max().item<double>();
+  std::cout << "fp16 CUDA vs fp32 CPU: image " << image_diff << ", text " << text_diff << "\n";
+  EXPECT_LT(image_diff, 5e-2);
+  EXPECT_LT(text_diff, 5e-2);
+}
+
+TEST(Cuda, EvaluatorOnTheGpuMatchesGolden) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU path not exercised";
+  testing::TempDir tmp;
+  const auto op_dir = testing::fixtures() / "operators" / "clip_eval";
+  // Only the rows whose images exist in the repo (directory.jpg cannot be stored in git).
+  const nlohmann::json config = {
+      {"input", (op_dir / "input.jsonl").string()},
+      {"output_dir", (tmp.path() / "run").string()},
+      {"device", "cuda"},
+      {"batch_size", 16},
+      {"progress_interval_s", 0},
+      {"pipeline",
+       {{{"operator", "ImageCLIPEvaluator"},
+         {"model_name", (testing::fixtures() / "models/tiny/hf").string()}}}}};
+  JobOptions options;
+  std::ostringstream log;
+  options.log = &log;
+  ASSERT_EQ(run_job_in_process(parse_run_config(config), options), kExitOk) << log.str();
+  std::istringstream out(read_file(tmp.path() / "run" / "output.jsonl"));
+  std::istringstream golden(read_file(op_dir / "golden.jsonl"));
+  double max_diff = 0;
+  for (std::string a, g; std::getline(out, a) && std::getline(golden, g);) {
+    const double sa = nlohmann::json::parse(a)["clip_score"], sg = nlohmann::json::parse(g)["clip_score"];
+    max_diff = std::max(max_diff, std::abs(sa - sg));
+  }
+  std::cout << "CUDA fp16 ImageCLIPEvaluator: max |score - golden| = " << max_diff << "\n";
+  EXPECT_LT(max_diff, 1e-2);
+}
+
+}  // namespace
+}  // namespace clipshard
