@@ -35,6 +35,7 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   const auto manifests = expand_manifest_inputs(config.inputs);
   d.dir = std::make_unique<RunDirectory>(config.output_dir);
   d.lock = std::make_unique<RunLock>(d.dir->lock());
+  d.dir->remove_stale_temp_files();  // left by a killed run; nothing writes here before we start
   d.plan = plan_shards(manifests, config.lines_per_shard);
   if (options.restart) d.dir->clear_for_restart();
   const RunIdentity identity{result_fingerprint(config), manifest_fingerprints(d.plan),

@@ -25,6 +25,9 @@ void install_stop_signal_handlers() {
 
 const std::atomic<bool>& stop_requested() { return g_stop; }
 int stop_signal() { return g_signal.load(); }
-void set_stop_requested(bool value) { g_stop.store(value); }
+void set_stop_requested(bool value) {
+  g_stop.store(value);
+  if (!value) g_signal.store(0);
+}
 
 }  // namespace clipshard

@@ -17,7 +17,7 @@ void install_stop_signal_handlers();
 const std::atomic<bool>& stop_requested();
 // The signal that raised the flag (0 if none).
 int stop_signal();
-// For tests: raise/lower the flag as a signal would.
+// For tests: raise/lower the flag as a signal would (lowering it also forgets the signal).
 void set_stop_requested(bool value);
 
 }  // namespace clipshard

@@ -1,6 +1,38 @@
 #include "shard/manifest_row.h"
 
+#include <algorithm>
+
 namespace clipshard {
+
+namespace {
+
+// Deepest array/object nesting in a JSON text (brackets inside strings do not count); stops
+// counting once `limit` is exceeded. nlohmann parses iteratively, but copying and dumping a value
+// recurse once per level: a row of 100000 nested arrays overflowed the stack of the worker.
+int nesting_depth(std::string_view text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) break;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
 
 bool is_valid_utf8(std::string_view text) {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
@@ -48,8 +80,14 @@ ParsedLine parse_manifest_line(std::string_view text) {
   }
   // nlohmann's lexer takes a NUL byte for the end of input and would accept "{...}\0garbage".
   if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
-    result.status = RowStatus::Error(RowError::kMalformedJson,
-                                     "NUL byte at column " + std::to_string(nul + 1));
+    result.status =
+        RowStatus::Error(RowError::kMalformedJson, "NUL byte at column " + std::to_string(nul + 1));
+    return result;
+  }
+  if (nesting_depth(text, kMaxJsonNesting) > kMaxJsonNesting) {
+    result.status =
+        RowStatus::Error(RowError::kMalformedJson,
+                         "JSON nested deeper than " + std::to_string(kMaxJsonNesting) + " levels");
     return result;
   }
   Json parsed = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
@@ -65,9 +103,9 @@ ParsedLine parse_manifest_line(std::string_view text) {
     return result;
   }
   if (!parsed.is_object()) {
-    result.status = RowStatus::Error(RowError::kNotAnObject,
-                                     std::string("JSON value is ") + parsed.type_name() +
-                                         ", not an object");
+    result.status =
+        RowStatus::Error(RowError::kNotAnObject,
+                         std::string("JSON value is ") + parsed.type_name() + ", not an object");
     return result;
   }
   result.kind = LineKind::kRow;
@@ -77,10 +115,11 @@ ParsedLine parse_manifest_line(std::string_view text) {
 
 RowStatus get_string_field(const Json& row, const std::string& key, std::string* out) {
   auto it = row.find(key);
-  if (it == row.end()) return RowStatus::Error(RowError::kMissingKey, "missing key \"" + key + "\"");
+  if (it == row.end())
+    return RowStatus::Error(RowError::kMissingKey, "missing key \"" + key + "\"");
   if (!it->is_string()) {
-    return RowStatus::Error(RowError::kWrongType, "key \"" + key + "\" is " + it->type_name() +
-                                                      ", not a string");
+    return RowStatus::Error(RowError::kWrongType,
+                            "key \"" + key + "\" is " + it->type_name() + ", not a string");
   }
   *out = it->get<std::string>();
   return RowStatus::Ok();

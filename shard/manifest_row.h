@@ -3,7 +3,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <string_view>
 
@@ -21,9 +20,13 @@ enum class LineKind {
 
 struct ParsedLine {
   LineKind kind = LineKind::kBlank;
-  Json object;        // valid when kind == kRow
-  RowStatus status;   // set when kind == kBroken
+  Json object;       // valid when kind == kRow
+  RowStatus status;  // set when kind == kBroken
 };
+
+// Arrays/objects nested deeper than this make a line kBroken (malformed_json): Python's json module
+// gives up near 1000 levels, and deeper values would overflow the stack when copied or written.
+constexpr int kMaxJsonNesting = 512;
 
 // Classifies and parses one line (without its newline). Never throws.
 ParsedLine parse_manifest_line(std::string_view text);

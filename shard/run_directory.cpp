@@ -39,6 +39,24 @@ bool RunDirectory::shard_done(int64_t shard_id) const {
   return std::filesystem::exists(shard_parts(shard_id).done);
 }
 
+int64_t RunDirectory::remove_stale_temp_files() const {
+  auto is_temp = [](const std::string& name) {
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) return true;
+    const auto at = name.rfind(".tmp-");
+    return at != std::string::npos && at + 5 < name.size() &&
+           name.find_first_not_of("0123456789", at + 5) == std::string::npos;
+  };
+  int64_t removed = 0;
+  for (const auto& dir : {root_, parts()}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (!entry.is_regular_file(ec) || !is_temp(entry.path().filename().string())) continue;
+      if (std::filesystem::remove(entry.path(), ec)) ++removed;
+    }
+  }
+  return removed;
+}
+
 void RunDirectory::clear_for_restart() const {
   std::error_code ec;
   std::filesystem::remove_all(parts(), ec);

@@ -37,6 +37,11 @@ class RunDirectory {
 
   bool shard_done(int64_t shard_id) const;
 
+  // Deletes the temporary files that a killed process leaves behind (AtomicFile's "*.tmp-PID",
+  // the HDF5 writers' "*.tmp") in the root and parts/. Call with the run lock held, before any
+  // work starts. Returns how many were removed.
+  int64_t remove_stale_temp_files() const;
+
   // Removes parts/, state.json and the merged outputs (not embeddings.h5, which a restarted run
   // reuses as a cache). Used by --restart.
   void clear_for_restart() const;

@@ -13,6 +13,12 @@ void hdf5_init_thread() {
   thread_local bool done = false;
   if (done) return;
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  // No library cleanup at exit: every file is closed explicitly (a cache file counts only once it
+  // is closed and renamed), and after a failed write (full disk, file size limit) HDF5 1.10 keeps
+  // the dataset open and crashed in its atexit handler closing it (exit status 139 instead of 1).
+  // Only effective before the library's first initialisation; harmless (an error code) after.
+  static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+  (void)no_atexit;
   H5open();
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   done = true;
