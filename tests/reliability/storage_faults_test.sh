@@ -86,7 +86,7 @@ echo "2. file size limit in the merge after $(done_count "$WORK/fsize")/$total s
 mnt="$WORK/tmpfs"
 mkdir -p "$mnt"
 if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=256k tmpfs "$mnt" 2>/dev/null; then
-  trap 'umount "$mnt" 2>/dev/null; rm -rf "$WORK"' EXIT
+  trap 'umount "$mnt" 2>/dev/null || true; rm -rf "$WORK"' EXIT
   cfg "$WORK/full.json" "$mnt/run"
   set +e; "$CLIPSHARD_BINARY" run "$WORK/full.json" 2> "$WORK/full.log"; status=$?; set -e
   [[ $status == 1 ]] || { cat "$WORK/full.log"; fail "full disk: exit $status, expected 1"; }
@@ -99,6 +99,7 @@ if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=256k tmpfs "$mnt" 2>/dev/null; 
   faults=$((faults + 1))
   echo "3. full disk after $before/$total shards: $(grep -o 'error: .*' "$WORK/full.log" | head -c 160)"
   umount "$mnt"
+  trap 'rm -rf "$WORK"' EXIT
 else
   echo "3. full disk: skipped (cannot mount a tmpfs here)"
 fi
