@@ -1,10 +1,13 @@
 #include "models/clip/clip_model.h"
 
+#include <ATen/Context.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace clipshard {
@@ -26,10 +29,46 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   return y.to(dtype);
 }
 
-at::Tensor activate(const at::Tensor& x, Activation act) {
+// fp32 GEMMs on the CPU go to oneDNN when LibTorch has it: AVX-512 kernels where the CPU has them
+// and LibTorch's own OpenMP threads, where at::linear goes to the BLAS LibTorch links (OpenBLAS on
+// Debian: AVX2 kernels, its own thread pool competing with OpenMP's). ATen reaches oneDNN's GEMM
+// without layout conversions through a 1x1 convolution: x [M, K] row-major is, in memory, an NHWC
+// image of M pixels with K channels, and the output [M, N] is the NHWC result (docs/
+// PERFORMANCE.md has the measurements). CLIPSHARD_CPU_GEMM=blas forces at::linear (comparisons).
+bool cpu_gemm_onednn() {
+  static const bool use = [] {
+    const char* env = std::getenv("CLIPSHARD_CPU_GEMM");
+    if (env && std::strcmp(env, "blas") == 0) return false;
+    return at::hasMKLDNN();
+  }();
+  return use;
+}
+
+// x [..., K] @ w[N, K]^T + b.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (x.is_cpu() && x.scalar_type() == at::kFloat && cpu_gemm_onednn()) {
+    auto sizes = x.sizes().vec();
+    const int64_t k = sizes.back(), n = w.size(0);
+    const auto flat = x.reshape({-1, k}).contiguous();
+    const int64_t m = flat.size(0);
+    const auto image = flat.as_strided({1, k, m, 1}, {m * k, 1, k, k});  // NHWC, H = M
+    if (m > 1 && image.suggest_memory_format() == at::MemoryFormat::ChannelsLast) {
+      const auto y =
+          at::mkldnn_convolution(image, w.view({n, k, 1, 1}), b, {0, 0}, {1, 1}, {1, 1}, 1);
+      if (y.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+        sizes.back() = n;
+        return y.permute({0, 2, 3, 1}).view(sizes);
+      }
+    }
+  }
+  return at::linear(x, w, b);
+}
+
+// In place: x is a temporary of the caller's.
+at::Tensor activate(at::Tensor x, Activation act) {
   switch (act) {
     case Activation::kQuickGelu:
-      return x * torch::sigmoid(1.702 * x);
+      return x.mul_((x * 1.702).sigmoid_());  // the same operations as x * sigmoid(1.702 * x)
     case Activation::kGelu:
       return torch::gelu(x);
     case Activation::kGeluTanh:
@@ -92,22 +131,35 @@ class TransformerImpl : public torch::nn::Module {
 #endif
     for (const auto& t : blocks_) {
       auto h = layer_norm(x, t.ln_1_w, t.ln_1_b, eps_);
-      auto qkv = at::linear(h, t.in_w, t.in_b).view({batch, n, 3, heads_, head_dim});
+      auto qkv = linear(h, t.in_w, t.in_b).view({batch, n, 3, heads_, head_dim});
+#if TORCH_VERSION_MAJOR >= 2
       auto q = qkv.select(2, 0).transpose(1, 2);  // [B, H, N, D]
       auto k = qkv.select(2, 1).transpose(1, 2);
       auto v = qkv.select(2, 2).transpose(1, 2);
-#if TORCH_VERSION_MAJOR >= 2
       auto o = at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
 #else
-      auto scores = at::matmul(q * scale, k.transpose(-2, -1)).to(at::kFloat);
-      if (causal) scores = scores + mask;
-      auto o = at::matmul(at::softmax(scores, -1).to(v.scalar_type()), v);
+      // q, k, v as [B·H, N, D] in one copy; q scaled first, as nn.MultiheadAttention does.
+      const int64_t pairs = batch * heads_;
+      auto qkv3 = qkv.permute({2, 0, 3, 1, 4}).reshape({3, pairs, n, head_dim});
+      auto q = qkv3[0].mul_(scale), k = qkv3[1], v = qkv3[2];
+      auto o = at::empty({batch, heads_, n, head_dim}, q.options());
+      auto o3 = o.view({pairs, n, head_dim});
+      // A few (image, head) pairs at a time: the scores stay small (LongCLIP-L/336 has 16 × 577²
+      // per image), so the allocator reuses one block.
+      const int64_t chunk = std::max<int64_t>(1, (int64_t{16} << 20) / (n * n * 4));
+      for (int64_t c0 = 0; c0 < pairs; c0 += chunk) {
+        const int64_t c = std::min(chunk, pairs - c0);
+        auto scores = at::bmm(q.narrow(0, c0, c), k.narrow(0, c0, c).transpose(1, 2));
+        scores = scores.to(at::kFloat);
+        if (causal) scores.add_(mask);
+        auto out = o3.narrow(0, c0, c);
+        at::bmm_out(out, at::softmax(scores, -1).to(v.scalar_type()), v.narrow(0, c0, c));
+      }
 #endif
       o = o.transpose(1, 2).reshape({batch, n, width_});
-      x = x + at::linear(o, t.out_w, t.out_b);
+      x = x + linear(o, t.out_w, t.out_b);  // a new tensor: the caller's x is not modified
       h = layer_norm(x, t.ln_2_w, t.ln_2_b, eps_);
-      h = at::linear(activate(at::linear(h, t.fc_w, t.fc_b), act_), t.proj_w, t.proj_b);
-      x = x + h;
+      x.add_(linear(activate(linear(h, t.fc_w, t.fc_b), act_), t.proj_w, t.proj_b));
     }
     return x;
   }

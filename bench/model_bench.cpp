@@ -1,0 +1,92 @@
+// model_bench: the towers alone (no decoding, no I/O), for profiling the forward pass.
+//
+// Usage: model_bench --model PATH [--family clip|longclip] [--threads N] [--batch B]
+//                    [--text-len L] [--reps R] [--device cpu]
+// Sets glibc's malloc as ModelBank does (MODEL_BENCH_DEFAULT_MALLOC=1 leaves the defaults).
+// Prints one JSON object: seconds per image batch and per text batch (best of R), images/s,
+// texts/s, and the pairs/s the two towers allow together.
+#include <malloc.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "models/clip/model_loader.h"
+
+int main(int argc, char** argv) {
+  std::string model, family = "clip", device = "cpu";
+  int threads = 0, batch = 32, text_len = 32, reps = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--model")
+      model = v;
+    else if (a == "--family")
+      family = v;
+    else if (a == "--threads")
+      threads = std::stoi(v);
+    else if (a == "--batch")
+      batch = std::stoi(v);
+    else if (a == "--text-len")
+      text_len = std::stoi(v);
+    else if (a == "--reps")
+      reps = std::stoi(v);
+    else if (a == "--device")
+      device = v;
+  }
+  if (model.empty()) {
+    std::cerr << "usage: model_bench --model PATH [--family clip|longclip] [--threads N] "
+                 "[--batch B] [--text-len L] [--reps R] [--device cpu]\n";
+    return 2;
+  }
+  if (std::getenv("MODEL_BENCH_DEFAULT_MALLOC") == nullptr) {  // as ModelBank does
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+  try {
+    clipshard::ModelRequest request;
+    request.name_or_path = model;
+    request.family =
+        family == "longclip" ? clipshard::ModelFamily::kLongClip : clipshard::ModelFamily::kClip;
+    request.device = device;
+    request.torch_threads = threads;
+    using Clock = std::chrono::steady_clock;
+    const auto load_start = Clock::now();
+    auto loaded = clipshard::load_model(request);
+    const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
+    const auto& d = loaded.dims;
+    auto images = torch::randn({batch, 3, d.image_resolution, d.image_resolution});
+    auto ids = torch::randint(1, 49000, {batch, text_len}, torch::kLong);
+    ids.select(1, text_len - 1).fill_(49407);
+    ids.select(1, 0).fill_(49406);
+    auto best_of = [&](auto fn) {
+      fn();
+      double best = 1e30;
+      for (int r = 0; r < reps; ++r) {
+        const auto t = Clock::now();
+        fn();
+        best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
+      }
+      return best;
+    };
+    const double img = best_of([&] { (void)loaded.model->encode_image(images); });
+    const double txt = best_of([&] { (void)loaded.model->encode_text(ids); });
+    nlohmann::json out = {{"threads", at::get_num_threads()},
+                          {"load_seconds", load_seconds},
+                          {"batch", batch},
+                          {"text_len", text_len},
+                          {"image_batch_seconds", img},
+                          {"text_batch_seconds", txt},
+                          {"images_per_s", batch / img},
+                          {"texts_per_s", batch / txt},
+                          {"pairs_per_s", batch / (img + txt)}};
+    std::cout << out.dump(2) << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "model_bench: " << e.what() << std::endl;
+    return 1;
+  }
+}
