@@ -96,7 +96,7 @@ ParsedLine parse_manifest_line(std::string_view text) {
     std::string why = "invalid JSON";
     try {
       [[maybe_unused]] Json unused = Json::parse(text.begin(), text.end());
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range for 1e999
       why = e.what();
     }
     result.status = RowStatus::Error(RowError::kMalformedJson, why);

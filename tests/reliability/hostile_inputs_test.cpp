@@ -302,6 +302,10 @@ std::vector<Line> line_corpus(int first_id) {
   add("{\"id\": " + next() + ", \"image\": \"" + ok + "\", \"caption\": \"x\"", Fate::kNotARow,
       "malformed_json");
   add("{\"id\": " + next() + "} trailing", Fate::kNotARow, "malformed_json");
+  // A number no double can hold (found by manifest_line_fuzz: it failed the whole job).
+  add("{\"id\": " + next() + ", \"image\": \"" + ok + "\", \"caption\": \"x\", \"n\": 1e999}",
+      Fate::kNotARow, "malformed_json");
+  add("[1, -1e400]", Fate::kNotARow, "malformed_json");
   add("[1, 2, 3]", Fate::kNotARow, "not_an_object");
   add("\"a string\"", Fate::kNotARow, "not_an_object");
   add("42", Fate::kNotARow, "not_an_object");
