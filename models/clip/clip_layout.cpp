@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "models/weights/host_memory.h"
+
 namespace clipshard {
 namespace {
 
@@ -82,7 +84,7 @@ const std::vector<std::pair<std::string, std::string>>& tower_prefixes() {
   return kPrefixes;
 }
 
-at::Tensor as_float(const at::Tensor& t) { return t.to(at::kFloat).contiguous(); }
+at::Tensor as_float(const at::Tensor& t) { return host_contiguous_float(t); }
 
 // Number of distinct block indices under `prefix` ("...resblocks.").
 int64_t count_blocks(const StateDict& sd, const std::string& prefix) {
@@ -199,7 +201,15 @@ StateDict to_openai_layout(const StateDict& tensors, WeightsLayout layout,
       if (!p.defined())
         throw ModelError("incomplete q/k/v projection " + key.second + " for block '" + key.first +
                          "'" + in(source));
-    out[key.first + "attn.in_proj_" + key.second] = torch::cat({parts[0], parts[1], parts[2]}, 0);
+    for (const auto& p : parts)
+      if (p.dim() < 1 || p.sizes().slice(1) != parts[0].sizes().slice(1))
+        throw ModelError("q/k/v projection " + key.second + " for block '" + key.first + "'" +
+                         in(source) + " has tensors of different shapes");
+    auto sizes = parts[0].sizes().vec();
+    sizes[0] = parts[0].size(0) + parts[1].size(0) + parts[2].size(0);
+    at::Tensor joined = host_empty(sizes, at::kFloat);
+    at::cat_out(joined, {parts[0], parts[1], parts[2]}, 0);
+    out[key.first + "attn.in_proj_" + key.second] = joined;
   }
   return out;
 }

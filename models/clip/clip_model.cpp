@@ -10,6 +10,8 @@
 #include <cstring>
 #include <limits>
 
+#include "models/weights/host_memory.h"
+
 namespace clipshard {
 namespace {
 
@@ -17,7 +19,8 @@ namespace {
 class ParamsImpl : public torch::nn::Module {
  public:
   at::Tensor add(const std::string& name, at::IntArrayRef shape) {
-    return register_parameter(name, torch::zeros(shape), /*requires_grad=*/false);
+    // Uninitialised: load_weights() points every parameter at the loaded memory.
+    return register_parameter(name, torch::empty(shape), /*requires_grad=*/false);
   }
 };
 TORCH_MODULE(Params);
@@ -280,7 +283,9 @@ void ClipModelImpl::load_weights(const StateDict& openai, const std::string& sou
     if (it->second.numel() != param.numel())
       throw ModelError("tensor '" + item.key() + "'" + (source.empty() ? "" : " in " + source) +
                        " has the wrong size");
-    param.copy_(it->second.reshape(param.sizes()));
+    // The parameter takes over the loaded memory (a view of the file buffer when the checkpoint
+    // is fp32): no copy, no page faults on fresh memory.
+    param.set_(host_contiguous_float(it->second).view(param.sizes()));
   }
 }
 

@@ -1,5 +1,5 @@
 // The CLIP / LongCLIP dual encoder (official clip/model.py and Long-CLIP model_longclip.py forward,
-// SPEC §2). Parameters carry the OpenAI state dict names, so load_weights() is a copy by name.
+// SPEC §2). Parameters carry the OpenAI state dict names, so load_weights() matches by name.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -25,11 +25,12 @@ class TransformerImpl;
 
 class ClipModelImpl : public torch::nn::Module {
  public:
-  // Builds a model with uninitialised (zero) weights of the given architecture on the CPU, fp32.
+  // Builds a model with uninitialised weights of the given architecture on the CPU, fp32.
   explicit ClipModelImpl(const ClipDims& dims);
 
-  // Copies OpenAI-layout tensors in (any dtype; converted). Requires check_state_dict() to pass.
-  // Throws ModelError naming `source`.
+  // Takes OpenAI-layout tensors in (any dtype; converted to fp32): every parameter then shares the
+  // memory of its fp32 contiguous source tensor (no copy), so the caller must not modify those
+  // tensors afterwards. Requires check_state_dict() to pass. Throws ModelError naming `source`.
   void load_weights(const StateDict& openai, const std::string& source = "");
 
   // Moves to the device/dtype. LayerNorm and softmax run in fp32 even in fp16, as CLIP's LayerNorm

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "models/weights/dtypes.h"
+#include "models/weights/host_memory.h"
 #include "models/weights/state_dict.h"
 
 namespace clipshard {
@@ -493,7 +494,15 @@ PickleValue* Unpickler::rebuild_tensor(PickleValue* args) {
          std::to_string(storage.numel()));
   }
   try {
-    v->tensor = storage.as_strided(sizes, strides, offset).clone(at::MemoryFormat::Contiguous);
+    // Storages own their memory (parse_torch_zip), so a contiguous view can share it; any other
+    // layout is copied out contiguous, as the StateDict contract asks.
+    at::Tensor view = storage.as_strided(sizes, strides, offset);
+    if (view.is_contiguous()) {
+      v->tensor = view;
+    } else {
+      v->tensor = host_empty(sizes, storage.scalar_type());
+      v->tensor.copy_(view);
+    }
   } catch (const std::exception& e) {  // c10::Error, std::bad_alloc
     fail(std::string("cannot build tensor: ") + e.what());
   }

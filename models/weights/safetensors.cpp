@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "models/weights/dtypes.h"
-#include "models/weights/mapped_file.h"
+#include "models/weights/host_memory.h"
 #include "models/weights/state_dict.h"
 
 namespace clipshard {
@@ -46,7 +46,8 @@ struct Entry {
 
 }  // namespace
 
-StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name) {
+StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name,
+                            const std::shared_ptr<HostBuffer>& owner) {
   if (size < 8) fail(name, "only " + std::to_string(size) + " bytes, no 8-byte header length");
   const uint64_t header_len = read_u64_le(data);
   if (header_len > size - 8) {
@@ -127,7 +128,12 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
 
   StateDict out;
   for (const auto& e : entries) {
-    at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype).device(at::kCPU));
+    const auto offset = static_cast<size_t>(payload + e.begin - data);
+    if (owner && e.end > e.begin && offset % c10::elementSize(e.dtype) == 0) {
+      out.emplace(e.key, host_tensor_view(owner, offset, e.shape, e.dtype));
+      continue;
+    }
+    at::Tensor t = host_empty(e.shape, e.dtype);
     if (e.end > e.begin) std::memcpy(t.data_ptr(), payload + e.begin, e.end - e.begin);
     out.emplace(e.key, std::move(t));
   }
@@ -135,8 +141,8 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
 }
 
 StateDict read_safetensors(const std::filesystem::path& file) {
-  MappedFile mapped(file);
-  return parse_safetensors(mapped.data(), mapped.size(), file.string());
+  const auto buffer = read_file_to_host_buffer(file);
+  return parse_safetensors(buffer->data(), buffer->size(), file.string(), buffer);
 }
 
 void write_safetensors(const std::filesystem::path& file, const StateDict& tensors) {

@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
 namespace clipshard {
+
+class HostBuffer;  // models/weights/host_memory.h
 
 // Tensor name -> tensor exactly as stored (CPU, stored dtype, contiguous).
 using StateDict = std::map<std::string, at::Tensor>;
@@ -42,13 +45,17 @@ StateDict read_torchscript(const std::filesystem::path& file);
 
 // In-memory parsers behind read_safetensors / read_torch_zip (also the fuzz entry points). `name`
 // is only used in error messages. They never trust the bytes: every size, offset, shape and
-// opcode is validated and any violation throws CheckpointError. The returned tensors own their
-// memory (nothing points into `data` afterwards).
-StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name);
+// opcode is validated and any violation throws CheckpointError. Without `owner` the returned
+// tensors own their memory (nothing points into `data` afterwards). With `owner` (the buffer that
+// holds `data`, read_file_to_host_buffer) tensors stored whole and aligned are views into it that
+// keep it alive: no copy of the weights.
+StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name,
+                            const std::shared_ptr<HostBuffer>& owner = nullptr);
 // `verify_crc` checks the CRC-32 of every zip entry that is read (the fuzzer turns it off so that
 // it can reach the pickle interpreter).
 StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& name,
-                          bool verify_crc = true);
+                          bool verify_crc = true,
+                          const std::shared_ptr<HostBuffer>& owner = nullptr);
 
 // Writers used to create random-weight models in real formats (tests, demo, benchmarks).
 void write_safetensors(const std::filesystem::path& file, const StateDict& tensors);

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "models/weights/dtypes.h"
-#include "models/weights/mapped_file.h"
+#include "models/weights/host_memory.h"
 #include "models/weights/pickle.h"
 #include "models/weights/state_dict.h"
 #include "models/weights/zip_archive.h"
@@ -39,7 +39,7 @@ const PickleValue* dict_get(const PickleValue& dict, const std::string& key) {
 }  // namespace
 
 StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& name,
-                          bool verify_crc) {
+                          bool verify_crc, const std::shared_ptr<HostBuffer>& owner) {
   ZipReader zip(data, size, name);
   const std::string root = archive_root(zip);
   if (zip.find(root + "/constants.pkl") != nullptr) {
@@ -93,12 +93,12 @@ StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& n
     const auto options = at::TensorOptions().dtype(*dtype).device(at::kCPU);
     if (numel == 0) {
       v->tensor = at::empty({0}, options);
-    } else if (inflated.empty() && reinterpret_cast<uintptr_t>(bytes.data) % item == 0) {
-      // Stored and aligned (torch.save aligns to 64 bytes): view the mapped bytes, the tensors
-      // built from it are copies.
-      v->tensor = at::from_blob(const_cast<uint8_t*>(bytes.data), {numel}, options);
+    } else if (owner && inflated.empty() && reinterpret_cast<uintptr_t>(bytes.data) % item == 0) {
+      // Stored and aligned (torch.save aligns to 64 bytes): a view of the owner's bytes, and the
+      // tensors built on it are views too (no copy of the weights).
+      v->tensor = host_tensor_view(owner, static_cast<size_t>(bytes.data - data), {numel}, *dtype);
     } else {
-      v->tensor = at::empty({numel}, options);
+      v->tensor = host_empty({numel}, *dtype);
       if (bytes.size > 0) std::memcpy(v->tensor.data_ptr(), bytes.data, bytes.size);
     }
     storages.emplace(key, v);
@@ -137,8 +137,9 @@ StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& n
 }
 
 StateDict read_torch_zip(const std::filesystem::path& file) {
-  MappedFile mapped(file);
-  return parse_torch_zip(mapped.data(), mapped.size(), file.string());
+  const auto buffer = read_file_to_host_buffer(file);
+  return parse_torch_zip(buffer->data(), buffer->size(), file.string(), /*verify_crc=*/true,
+                         buffer);
 }
 
 void write_torch_zip(const std::filesystem::path& file, const StateDict& tensors,

@@ -53,6 +53,29 @@ TEST(ClipModel, ConfiguredEosIdPoolsAtItsFirstOccurrence) {
   EXPECT_EQ(model->pooled_positions(ids)[0].item<int64_t>(), 2);
 }
 
+// load_weights takes fp32 contiguous tensors over without a copy and converts anything else.
+TEST(ClipModel, LoadWeightsSharesFp32MemoryAndConvertsOtherDtypes) {
+  const ClipDims dims = preset_dims("micro");
+  const StateDict sd = make_random_weights(dims, 2);
+  ClipModel shared(dims);
+  shared->load_weights(sd);
+  StateDict half;
+  for (const auto& [name, t] : sd) half[name] = t.to(at::kHalf);
+  ClipModel converted(dims);
+  converted->load_weights(half);
+  const auto converted_params = converted->named_parameters();
+  size_t checked = 0;
+  for (const auto& p : shared->named_parameters()) {
+    const at::Tensor& source = sd.at(p.key());
+    EXPECT_EQ(p.value().data_ptr(), source.data_ptr()) << p.key();
+    const at::Tensor& c = converted_params[p.key()];
+    EXPECT_EQ(c.scalar_type(), at::kFloat) << p.key();
+    EXPECT_TRUE(torch::equal(c, half.at(p.key()).to(at::kFloat).view(c.sizes()))) << p.key();
+    ++checked;
+  }
+  EXPECT_EQ(checked, sd.size());
+}
+
 void expect_dynamic_length_equals_full_padding(const std::string& preset) {
   ClipDims dims;
   ClipModel model = random_model(preset, 5, &dims);
