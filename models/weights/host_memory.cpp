@@ -28,25 +28,39 @@ struct FileDescriptor {
   }
 };
 
-}  // namespace
-
-HostBuffer::HostBuffer(size_t size) : size_(size) {
-  if (size < kHugePage) {
-    data_ = static_cast<uint8_t*>(std::malloc(std::max<size_t>(size, 1)));
-    if (data_ == nullptr) throw std::bad_alloc();
-    return;
+void read_exactly(int fd, uint8_t* out, size_t size, const std::filesystem::path& file) {
+  size_t done = 0;
+  while (done < size) {
+    const size_t chunk = std::min<size_t>(size - done, size_t{64} << 20);
+    const ssize_t n = ::pread(fd, out + done, chunk, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw CheckpointError("cannot read checkpoint " + file.string() + " at byte " +
+                            std::to_string(done) + " of " + std::to_string(size) + ": " +
+                            (n < 0 ? std::strerror(errno) : "the file shrank while being read"));
+    }
+    done += static_cast<size_t>(n);
   }
-  const size_t rounded = (size + kHugePage - 1) / kHugePage * kHugePage;
-  data_ = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, rounded));
-  if (data_ == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  (void)::madvise(data_, rounded, MADV_HUGEPAGE);  // advice only: failure changes nothing
-#endif
 }
 
-HostBuffer::~HostBuffer() { std::free(data_); }
+}  // namespace
 
-std::shared_ptr<HostBuffer> read_file_to_host_buffer(const std::filesystem::path& file) {
+std::shared_ptr<HostBuffer> HostBuffer::allocate(size_t size) {
+  uint8_t* data = nullptr;
+  if (size < kHugePage) {
+    data = static_cast<uint8_t*>(std::malloc(std::max<size_t>(size, 1)));
+  } else {
+    const size_t rounded = (size + kHugePage - 1) / kHugePage * kHugePage;
+    data = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, rounded));
+#ifdef MADV_HUGEPAGE
+    if (data != nullptr) (void)::madvise(data, rounded, MADV_HUGEPAGE);  // advice only
+#endif
+  }
+  if (data == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<HostBuffer>(new HostBuffer(data, size, /*mapped=*/false));
+}
+
+std::shared_ptr<HostBuffer> HostBuffer::map_file(const std::filesystem::path& file) {
   FileDescriptor f;
   f.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (f.fd < 0) {
@@ -58,27 +72,31 @@ std::shared_ptr<HostBuffer> read_file_to_host_buffer(const std::filesystem::path
     throw CheckpointError("checkpoint " + file.string() + " is not a regular file");
   }
   const auto size = static_cast<size_t>(st.st_size);
-  auto buffer = std::make_shared<HostBuffer>(size);
-  size_t done = 0;
-  while (done < size) {
-    const size_t chunk = std::min<size_t>(size - done, size_t{64} << 20);
-    const ssize_t n = ::pread(f.fd, buffer->data() + done, chunk, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      throw CheckpointError("cannot read checkpoint " + file.string() + " at byte " +
-                            std::to_string(done) + " of " + std::to_string(size) + ": " +
-                            (n < 0 ? std::strerror(errno) : "the file shrank while being read"));
+  if (size > 0) {
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f.fd, 0);
+    if (p != MAP_FAILED) {
+      return std::shared_ptr<HostBuffer>(
+          new HostBuffer(static_cast<uint8_t*>(p), size, /*mapped=*/true));
     }
-    done += static_cast<size_t>(n);
   }
+  auto buffer = allocate(size);
+  read_exactly(f.fd, buffer->mutable_data(), size, file);
   return buffer;
+}
+
+HostBuffer::~HostBuffer() {
+  if (mapped_) {
+    ::munmap(data_, size_);
+  } else {
+    std::free(data_);
+  }
 }
 
 at::Tensor host_tensor_view(const std::shared_ptr<HostBuffer>& buffer, size_t offset,
                             at::IntArrayRef sizes, at::ScalarType dtype) {
   std::shared_ptr<HostBuffer> keep = buffer;
   return at::from_blob(
-      buffer->data() + offset, sizes, [keep](void*) mutable { keep.reset(); },
+      buffer->mutable_data() + offset, sizes, [keep](void*) mutable { keep.reset(); },
       at::TensorOptions().dtype(dtype).device(at::kCPU));
 }
 
@@ -87,7 +105,7 @@ at::Tensor host_empty(at::IntArrayRef sizes, at::ScalarType dtype) {
   for (const int64_t s : sizes) numel *= s;
   const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
   if (bytes < kHugePage) return at::empty(sizes, at::TensorOptions().dtype(dtype));
-  return host_tensor_view(std::make_shared<HostBuffer>(bytes), 0, sizes, dtype);
+  return host_tensor_view(HostBuffer::allocate(bytes), 0, sizes, dtype);
 }
 
 at::Tensor host_contiguous_float(const at::Tensor& t) {

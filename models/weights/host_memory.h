@@ -1,6 +1,8 @@
 // Host (CPU) memory for model weights. On the VMs this tool runs on, first touching a fresh 4 KiB
-// page costs ~10-20 µs, so filling 600 MB of weights page by page costs seconds; memory advised for
-// transparent huge pages (2 MiB) faults 512x less often. docs/PERFORMANCE.md has the figures.
+// page costs ~10-20 µs, so filling 600 MB of weights page by page costs seconds. Checkpoints are
+// therefore mapped (the page cache is used in place, no copy, no zero-fill) and the tensors made
+// from them are views; memory the loader must fill itself is advised for 2 MiB pages.
+// docs/PERFORMANCE.md has the figures.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -12,37 +14,45 @@
 
 namespace clipshard {
 
-// An owned, uninitialised byte buffer. Buffers of 2 MiB or more are 2 MiB-aligned and advised for
-// transparent huge pages (madvise(MADV_HUGEPAGE); a no-op where the kernel lacks it).
+// A block of host memory: either allocated (writable, uninitialised) or a read-only mapping of a
+// whole file.
 class HostBuffer {
  public:
-  // Throws std::bad_alloc when the memory cannot be had.
-  explicit HostBuffer(size_t size);
+  // Allocated memory. Blocks of 2 MiB or more are 2 MiB-aligned and advised for transparent huge
+  // pages (madvise(MADV_HUGEPAGE); a no-op where the kernel lacks it). Throws std::bad_alloc.
+  static std::shared_ptr<HostBuffer> allocate(size_t size);
+
+  // The whole of `file`, mapped read-only and populated up front (MAP_POPULATE: one system call
+  // instead of a fault per page); falls back to reading into allocated memory where the file
+  // cannot be mapped. Writing through data() of a mapping faults (SIGSEGV): tensors viewing it are
+  // read-only. The file must not be truncated or rewritten in place while mapped (replace a model
+  // file with `mv`, as package managers do). Throws CheckpointError naming the file when it cannot
+  // be opened, is not a regular file, or a read fails.
+  static std::shared_ptr<HostBuffer> map_file(const std::filesystem::path& file);
+
   ~HostBuffer();
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;
 
-  uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }
+  uint8_t* mutable_data() const { return data_; }  // only for allocated buffers
   size_t size() const { return size_; }
+  bool is_file_mapping() const { return mapped_; }
 
  private:
-  uint8_t* data_ = nullptr;
-  size_t size_ = 0;
+  HostBuffer(uint8_t* data, size_t size, bool mapped) : data_(data), size_(size), mapped_(mapped) {}
+  uint8_t* data_;
+  size_t size_;
+  bool mapped_;
 };
 
-// Reads the whole of `file` into a new HostBuffer (pread: the kernel copies from the page cache,
-// no mmap faults). Throws CheckpointError naming the file when it cannot be opened, is not a
-// regular file, or a read fails or comes up short.
-std::shared_ptr<HostBuffer> read_file_to_host_buffer(const std::filesystem::path& file);
-
 // A CPU tensor of `dtype` viewing `buffer` at byte `offset` (shape `sizes`, contiguous). The tensor
-// keeps the buffer alive. The caller has checked that the bytes are inside the buffer; `offset`
-// must be a multiple of the element size.
+// keeps the buffer alive; it is read-only when the buffer is a file mapping. The caller has
+// checked that the bytes are inside the buffer; `offset` must be a multiple of the element size.
 at::Tensor host_tensor_view(const std::shared_ptr<HostBuffer>& buffer, size_t offset,
                             at::IntArrayRef sizes, at::ScalarType dtype);
 
-// at::empty on the CPU, from a HostBuffer when the tensor is 2 MiB or larger.
+// at::empty on the CPU, from HostBuffer::allocate when the tensor is 2 MiB or larger.
 at::Tensor host_empty(at::IntArrayRef sizes, at::ScalarType dtype);
 
 // `t` as a contiguous float32 CPU tensor: `t` itself when it already is one, else a copy into

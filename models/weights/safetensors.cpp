@@ -141,7 +141,7 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
 }
 
 StateDict read_safetensors(const std::filesystem::path& file) {
-  const auto buffer = read_file_to_host_buffer(file);
+  const auto buffer = HostBuffer::map_file(file);
   return parse_safetensors(buffer->data(), buffer->size(), file.string(), buffer);
 }
 

@@ -33,7 +33,8 @@ enum class CheckpointFormat { kSafetensors, kTorchZip, kTorchScript };
 // none of the supported formats.
 CheckpointFormat detect_checkpoint_format(const std::filesystem::path& file);
 
-// Reads any supported checkpoint. Throws CheckpointError.
+// Reads any supported checkpoint. Throws CheckpointError. safetensors and torch.save tensors are
+// views of the mapped file (HostBuffer::map_file): read-only, copy one before changing it.
 StateDict read_checkpoint(const std::filesystem::path& file);
 
 StateDict read_safetensors(const std::filesystem::path& file);
@@ -47,8 +48,8 @@ StateDict read_torchscript(const std::filesystem::path& file);
 // is only used in error messages. They never trust the bytes: every size, offset, shape and
 // opcode is validated and any violation throws CheckpointError. Without `owner` the returned
 // tensors own their memory (nothing points into `data` afterwards). With `owner` (the buffer that
-// holds `data`, read_file_to_host_buffer) tensors stored whole and aligned are views into it that
-// keep it alive: no copy of the weights.
+// holds `data`: HostBuffer::map_file) tensors stored whole and aligned are views into it that keep
+// it alive, read-only when it is a file mapping: no copy of the weights.
 StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name,
                             const std::shared_ptr<HostBuffer>& owner = nullptr);
 // `verify_crc` checks the CRC-32 of every zip entry that is read (the fuzzer turns it off so that

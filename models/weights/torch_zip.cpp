@@ -137,7 +137,7 @@ StateDict parse_torch_zip(const uint8_t* data, size_t size, const std::string& n
 }
 
 StateDict read_torch_zip(const std::filesystem::path& file) {
-  const auto buffer = read_file_to_host_buffer(file);
+  const auto buffer = HostBuffer::map_file(file);
   return parse_torch_zip(buffer->data(), buffer->size(), file.string(), /*verify_crc=*/true,
                          buffer);
 }

@@ -1,4 +1,4 @@
-// Weights memory: whole-file reads into huge-page buffers, zero-copy tensor views that keep their
+// Weights memory: whole-file mappings, huge-page buffers, zero-copy tensor views that keep their
 // buffer alive, and the readers' ownership contract with and without an owner buffer.
 #include "models/weights/host_memory.h"
 
@@ -50,13 +50,12 @@ void expect_same_values(const StateDict& a, const StateDict& b) {
 }
 
 TEST(HostBuffer, LargeBuffersAreHugePageAligned) {
-  HostBuffer big(5u << 20);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % (2u << 20), 0u);
-  EXPECT_EQ(big.size(), 5u << 20);
-  HostBuffer small(100);
-  EXPECT_NE(small.data(), nullptr);
-  HostBuffer empty(0);
-  EXPECT_NE(empty.data(), nullptr);
+  const auto big = HostBuffer::allocate(5u << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big->data()) % (2u << 20), 0u);
+  EXPECT_EQ(big->size(), 5u << 20);
+  EXPECT_FALSE(big->is_file_mapping());
+  EXPECT_NE(HostBuffer::allocate(100)->data(), nullptr);
+  EXPECT_NE(HostBuffer::allocate(0)->data(), nullptr);
 }
 
 TEST(HostBuffer, ReadsWholeFilesAndNamesUnreadableOnes) {
@@ -64,15 +63,16 @@ TEST(HostBuffer, ReadsWholeFilesAndNamesUnreadableOnes) {
   std::string bytes(3'000'001, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 251);
   std::ofstream(dir.path() / "f.bin", std::ios::binary) << bytes;
-  const auto buffer = read_file_to_host_buffer(dir.path() / "f.bin");
+  const auto buffer = HostBuffer::map_file(dir.path() / "f.bin");
   ASSERT_EQ(buffer->size(), bytes.size());
+  EXPECT_TRUE(buffer->is_file_mapping());
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(buffer->data()), buffer->size()), bytes);
 
   std::ofstream(dir.path() / "empty.bin", std::ios::binary);
-  EXPECT_EQ(read_file_to_host_buffer(dir.path() / "empty.bin")->size(), 0u);
+  EXPECT_EQ(HostBuffer::map_file(dir.path() / "empty.bin")->size(), 0u);
   for (const auto& bad : {dir.path() / "missing.bin", dir.path()}) {
     try {
-      read_file_to_host_buffer(bad);
+      HostBuffer::map_file(bad);
       FAIL() << "read " << bad;
     } catch (const CheckpointError& e) {
       EXPECT_NE(std::string(e.what()).find(bad.string()), std::string::npos) << e.what();
@@ -83,8 +83,8 @@ TEST(HostBuffer, ReadsWholeFilesAndNamesUnreadableOnes) {
 TEST(HostBuffer, ViewsKeepTheirBufferAlive) {
   at::Tensor view;
   {
-    auto buffer = std::make_shared<HostBuffer>(4 * sizeof(float));
-    auto* f = reinterpret_cast<float*>(buffer->data());
+    auto buffer = HostBuffer::allocate(4 * sizeof(float));
+    auto* f = reinterpret_cast<float*>(buffer->mutable_data());
     for (int i = 0; i < 4; ++i) f[i] = 1.5f * i;
     view = host_tensor_view(buffer, sizeof(float), {3}, at::kFloat);
     EXPECT_EQ(buffer.use_count(), 2);
