@@ -2,16 +2,12 @@
 
 #include <torch/torch.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include <map>
-#include <mutex>
 #include <optional>
 
 #include "models/clip/model_loader.h"
 #include "models/text/python_text.h"
+#include "models/weights/host_memory.h"
 
 namespace clipshard {
 
@@ -21,25 +17,6 @@ struct ModelBank::Model {
   std::optional<ClipTokenizer> hf_tokenizer;        // CLIP operators (CLIPProcessor semantics)
   std::optional<ClipTokenizer> official_tokenizer;  // Long-CLIP operator
 };
-
-namespace {
-
-// A forward pass allocates and frees tens of MB of temporaries per layer. By default glibc hands
-// such blocks back to the kernel (mmap/munmap, heap trimming), so every batch pays page faults on
-// fresh memory: for ViT-B/32 batches on 2 cores that was 2.3x the page faults and about 30% more
-// CPU time (docs/PERFORMANCE.md). Blocks up to 32 MiB (the most glibc accepts) now stay in the
-// heap for reuse, and the heap is trimmed only above 1 GiB of free space. Process-wide, once.
-void keep_freed_blocks_for_reuse() {
-#if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  });
-#endif
-}
-
-}  // namespace
 
 ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options) {
   keep_freed_blocks_for_reuse();

@@ -13,6 +13,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "models/weights/host_memory.h"
+
 namespace clipshard {
 namespace fs = std::filesystem;
 
@@ -275,6 +277,7 @@ LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_ou
 }
 
 LoadedModel load_model(const ModelRequest& request) {
+  keep_freed_blocks_for_reuse();
   if (request.torch_threads > 0) at::set_num_threads(request.torch_threads);
   const DeviceChoice choice = resolve_device(request.device, request.precision);
   StateDict openai;

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -113,6 +117,16 @@ at::Tensor host_contiguous_float(const at::Tensor& t) {
   at::Tensor out = host_empty(t.sizes(), at::kFloat);
   out.copy_(t);
   return out;
+}
+
+void keep_freed_blocks_for_reuse() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  });
+#endif
 }
 
 }  // namespace clipshard
