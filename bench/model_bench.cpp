@@ -1,11 +1,13 @@
 // model_bench: the towers alone (no decoding, no I/O), for profiling the forward pass.
 //
 // Usage: model_bench --model PATH [--family clip|longclip] [--threads N] [--batch B]
-//                    [--text-len L] [--reps R] [--device cpu]
-// Sets glibc's malloc as ModelBank does (MODEL_BENCH_DEFAULT_MALLOC=1 leaves the defaults).
-// Prints one JSON object: seconds per image batch and per text batch (best of R), images/s,
-// texts/s, and the pairs/s the two towers allow together.
-#include <malloc.h>
+//                    [--text-len L] [--reps R] [--device cpu] [--trace FILE]
+// load_model() sets glibc's malloc up for the forward (CLIPSHARD_DEFAULT_MALLOC=1 leaves glibc's
+// defaults, for comparisons). Prints one JSON object: seconds per image batch and per text batch
+// (best of R), images/s, texts/s, and the pairs/s the two towers allow together. --trace writes a
+// Chrome trace (chrome://tracing, Perfetto) of the ATen operators of one image and one text batch
+// after a warm-up batch.
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,7 +20,7 @@
 #include "models/clip/model_loader.h"
 
 int main(int argc, char** argv) {
-  std::string model, family = "clip", device = "cpu";
+  std::string model, family = "clip", device = "cpu", trace;
   int threads = 0, batch = 32, text_len = 32, reps = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -36,15 +38,13 @@ int main(int argc, char** argv) {
       reps = std::stoi(v);
     else if (a == "--device")
       device = v;
+    else if (a == "--trace")
+      trace = v;
   }
   if (model.empty()) {
     std::cerr << "usage: model_bench --model PATH [--family clip|longclip] [--threads N] "
-                 "[--batch B] [--text-len L] [--reps R] [--device cpu]\n";
+                 "[--batch B] [--text-len L] [--reps R] [--device cpu] [--trace FILE]\n";
     return 2;
-  }
-  if (std::getenv("MODEL_BENCH_DEFAULT_MALLOC") == nullptr) {  // as ModelBank does
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
   }
   try {
     clipshard::ModelRequest request;
@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
       }
       return best;
     };
+    if (!trace.empty()) {
+      (void)loaded.model->encode_image(images);
+      (void)loaded.model->encode_text(ids);
+      torch::autograd::profiler::RecordProfile guard(trace);
+      (void)loaded.model->encode_image(images);
+      (void)loaded.model->encode_text(ids);
+    }
     const double img = best_of([&] { (void)loaded.model->encode_image(images); });
     const double txt = best_of([&] { (void)loaded.model->encode_text(ids); });
     nlohmann::json out = {{"threads", at::get_num_threads()},

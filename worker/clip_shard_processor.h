@@ -3,8 +3,9 @@
 // Per shard: parse every line; for each row and operator resolve the image and caption; encode
 // each distinct image file once per image space and each distinct token sequence once per text
 // space; score; write parts. Decoding runs on a thread pool a few batches ahead of inference
-// (bounded memory); batches are formed in first-appearance order within the shard, so their
-// composition depends only on the input and the config (never on ranks or on earlier crashes).
+// (bounded memory); image batches are formed in first-appearance order within the shard, text
+// batches in order of token length (ties in first-appearance order), so their composition depends
+// only on the input and the config (never on ranks or on earlier crashes).
 #pragma once
 
 #include <filesystem>

@@ -123,6 +123,8 @@ void keep_freed_blocks_for_reuse() {
 #if defined(__GLIBC__)
   static std::once_flag once;
   std::call_once(once, [] {
+    const char* keep_defaults = std::getenv("CLIPSHARD_DEFAULT_MALLOC");
+    if (keep_defaults != nullptr && std::strcmp(keep_defaults, "1") == 0) return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
   });

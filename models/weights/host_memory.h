@@ -64,7 +64,8 @@ at::Tensor host_contiguous_float(const at::Tensor& t);
 // fresh memory: for ViT-B/32 batches on 2 cores that was 2.3x the page faults and about 30% more
 // CPU time (docs/PERFORMANCE.md). After this call blocks up to 32 MiB (the most glibc accepts) stay
 // in the heap for reuse, and the heap is trimmed only above 1 GiB of free space. Process-wide; the
-// first call acts, later ones do nothing; a no-op without glibc. load_model() calls it.
+// first call acts, later ones do nothing; a no-op without glibc or with CLIPSHARD_DEFAULT_MALLOC=1
+// (for comparisons). load_model() calls it.
 void keep_freed_blocks_for_reuse();
 
 }  // namespace clipshard
