@@ -56,6 +56,12 @@ class ClipModelImpl : public torch::nn::Module {
   const DeviceChoice& placement() const { return placement_; }
 
  private:
+  // Rows per forward on the CPU: batches are cut so that the largest activation (tokens × the
+  // MLP or qkv width) stays below glibc's mmap threshold. Unlimited on other devices.
+  int64_t micro_batch(int64_t tokens, int64_t width, int64_t mlp) const;
+  // encode_text for validated CPU ids and their pooled positions.
+  at::Tensor encode_text_rows(const at::Tensor& ids_cpu, const at::Tensor& pos);
+
   ClipDims dims_;
   DeviceChoice placement_;
   std::shared_ptr<VisionTowerImpl> visual_;

@@ -76,6 +76,34 @@ TEST(ClipModel, LoadWeightsSharesFp32MemoryAndConvertsOtherDtypes) {
   EXPECT_EQ(checked, sd.size());
 }
 
+// On the CPU a batch larger than the activation budget runs in micro-batches (longclip-tiny: 21
+// images of 577 tokens, 99 texts of 248 tokens); rows must come back in order with the values of
+// single-row calls.
+TEST(ClipModel, MicroBatchesKeepRowsInOrder) {
+  ClipDims dims;
+  ClipModel model = random_model("longclip-tiny", 11, &dims);
+  torch::manual_seed(4);
+  const auto images =
+      torch::randn({23, 3, dims.image_resolution, dims.image_resolution}, torch::kFloat);
+  const auto batch = model->encode_image(images);
+  ASSERT_EQ(batch.size(0), 23);
+  double worst = 0;
+  for (int64_t i : {0L, 20L, 21L, 22L})
+    worst = std::max(worst, testing::max_abs_diff(model->encode_image(images.narrow(0, i, 1)),
+                                                  batch.narrow(0, i, 1)));
+  std::vector<int64_t> lengths(101, 5);
+  for (size_t i = 0; i < lengths.size(); ++i) lengths[i] = 3 + static_cast<int64_t>(i * 7) % 240;
+  lengths.back() = dims.context_length - 2;
+  const auto ids = token_rows(dims.vocab_size, dims.context_length, lengths, 12);
+  const auto texts = model->encode_text(ids);
+  ASSERT_EQ(texts.size(0), 101);
+  for (int64_t i : {0L, 50L, 98L, 99L, 100L})
+    worst = std::max(worst, testing::max_abs_diff(model->encode_text(ids.narrow(0, i, 1)),
+                                                  texts.narrow(0, i, 1)));
+  std::cout << "micro-batches vs single rows, max abs diff " << worst << "\n";
+  EXPECT_LE(worst, 1e-5);
+}
+
 void expect_dynamic_length_equals_full_padding(const std::string& preset) {
   ClipDims dims;
   ClipModel model = random_model(preset, 5, &dims);
