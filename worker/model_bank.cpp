@@ -7,7 +7,6 @@
 
 #include "models/clip/model_loader.h"
 #include "models/text/python_text.h"
-#include "models/weights/host_memory.h"
 
 namespace clipshard {
 
@@ -19,7 +18,6 @@ struct ModelBank::Model {
 };
 
 ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options) {
-  keep_freed_blocks_for_reuse();
   std::map<std::tuple<std::string, std::string, int>, int> model_index;
   std::map<std::pair<int, std::string>, int> image_index, text_index;
   for (const OperatorSpec& op : ops) {

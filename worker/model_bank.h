@@ -45,8 +45,8 @@ struct TextSpace {
 class ModelBank {
  public:
   // Loads every model the operators name (each distinct (model, device) once). Throws ModelError
-  // (models/clip) naming the model and where it looked, before any work starts. Also makes glibc
-  // keep freed blocks up to 32 MiB for reuse (process-wide; the forward's temporaries).
+  // (models/clip) naming the model and where it looked, before any work starts. (load_model also
+  // makes glibc keep freed blocks up to 32 MiB for reuse: process-wide, for the forward.)
   ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options);
   ~ModelBank();
   ModelBank(const ModelBank&) = delete;

@@ -84,8 +84,6 @@ const std::vector<std::pair<std::string, std::string>>& tower_prefixes() {
   return kPrefixes;
 }
 
-at::Tensor as_float(const at::Tensor& t) { return host_contiguous_float(t); }
-
 // Number of distinct block indices under `prefix` ("...resblocks.").
 int64_t count_blocks(const StateDict& sd, const std::string& prefix) {
   std::set<int64_t> ids;
@@ -145,7 +143,7 @@ StateDict to_openai_layout(const StateDict& tensors, WeightsLayout layout,
       if (!at::isFloatingType(t.scalar_type()))
         throw ModelError("tensor '" + name + "'" + in(source) + " has non-floating dtype " +
                          std::string(c10::toString(t.scalar_type())));
-      out[name] = as_float(t);
+      out[name] = host_contiguous_float(t);
     }
     return out;
   }
@@ -162,11 +160,11 @@ StateDict to_openai_layout(const StateDict& tensors, WeightsLayout layout,
   for (const auto& [name, t] : input) {
     if (name.size() >= 12 && name.compare(name.size() - 12, 12, "position_ids") == 0) continue;
     if (auto it = plain.find(name); it != plain.end()) {
-      out[it->second] = as_float(t);
+      out[it->second] = host_contiguous_float(t);
       continue;
     }
     if (auto it = transposed.find(name); it != transposed.end()) {
-      out[it->second] = as_float(t.t());
+      out[it->second] = host_contiguous_float(t.t());
       continue;
     }
     bool mapped = false;
@@ -179,14 +177,14 @@ StateDict to_openai_layout(const StateDict& tensors, WeightsLayout layout,
       const std::string suffix = rest.substr(dot + 1);
       const std::string bprefix = oprefix + index + ".";
       if (auto it = block.find(suffix); it != block.end()) {
-        out[bprefix + it->second] = as_float(t);
+        out[bprefix + it->second] = host_contiguous_float(t);
         mapped = true;
       } else {
         static const std::regex kQkv(R"(self_attn\.([qkv])_proj\.(weight|bias))");
         std::smatch m;
         if (std::regex_match(suffix, m, kQkv)) {
           const int slot = m[1] == "q" ? 0 : (m[1] == "k" ? 1 : 2);
-          qkv[{bprefix, m[2]}][slot] = as_float(t);
+          qkv[{bprefix, m[2]}][slot] = host_contiguous_float(t);
           mapped = true;
         }
       }

@@ -80,6 +80,12 @@ at::Tensor grouped_matmul_nt(const at::Tensor& x, const at::Tensor& w) {
   return y.permute({0, 2, 3, 1}).view({m, g, n});
 }
 
+// Budget for the largest temporary of a CPU forward: glibc serves blocks of 32 MiB and more with
+// mmap, fresh pages with a fault each, every layer (LongCLIP-L/336 images in batches of 8: 1.9M
+// page faults and 0.46 images/s; in steps of 3: 0.08M and 0.77/s on the 2-core VM). Batches are
+// cut into micro-batches (ClipModelImpl::micro_batch) and attention scores into chunks below it.
+constexpr int64_t kActivationBudget = int64_t{24} << 20;
+
 // Sequences longer than this run attention one (image, head) pair at a time through linear();
 // shorter ones as one grouped convolution for all pairs (measured crossover on the 2-core VM: the
 // grouped form is 2x faster at 248 tokens, the per-pair form 9x faster at 577).
@@ -94,17 +100,18 @@ constexpr int64_t kPerPairAttentionTokens = 384;
 at::Tensor cpu_attention_onednn(const at::Tensor& qkv, double scale, const at::Tensor& mask) {
   const int64_t batch = qkv.size(0), n = qkv.size(1), heads = qkv.size(3), dim = qkv.size(4);
   auto out = at::empty({n, batch, heads * dim}, qkv.options());
-  // A few images at a time, so that the scores stay small (LongCLIP-L/336: 16 × 577² per image).
+  // A few images at a time, so that the scores stay within the budget (LongCLIP-L/336: 16 × 577²
+  // per image).
   const int64_t per_image = heads * n * n * 4;
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{32} << 20) / per_image);
+  const int64_t chunk = std::max<int64_t>(1, kActivationBudget / per_image);
   for (int64_t b0 = 0; b0 < batch; b0 += chunk) {
     const int64_t bc = std::min(chunk, batch - b0);
     const auto part = qkv.narrow(0, b0, bc);
+    const auto k = part.select(2, 1).permute({0, 2, 1, 3}).contiguous();   // [bc, H, N, D]
     const auto vt = part.select(2, 2).permute({0, 2, 3, 1}).contiguous();  // [bc, H, D, N]
     if (n > kPerPairAttentionTokens) {
       auto q = at::empty({bc, heads, n, dim}, qkv.options());
       at::mul_out(q, part.select(2, 0).permute({0, 2, 1, 3}), scale);
-      const auto k = part.select(2, 1).permute({0, 2, 1, 3}).contiguous();  // [bc, H, N, D]
       for (int64_t b = 0; b < bc; ++b) {
         for (int64_t h = 0; h < heads; ++h) {
           auto scores = linear(q[b][h], k[b][h], at::Tensor());  // [N, N]
@@ -117,7 +124,6 @@ at::Tensor cpu_attention_onednn(const at::Tensor& qkv, double scale, const at::T
     }
     auto q = at::empty({n, bc, heads, dim}, qkv.options());
     at::mul_out(q, part.select(2, 0).permute({1, 0, 2, 3}), scale);
-    const auto k = part.select(2, 1).permute({0, 2, 1, 3}).contiguous();  // [bc, H, N, D]
     auto scores = grouped_matmul_nt(q.view({n, bc * heads, dim}), k.view({bc * heads, n, dim}));
     if (!scores.defined()) return {};
     if (mask.defined()) scores.add_(mask.view({n, 1, n}));
@@ -403,10 +409,6 @@ at::Tensor ClipModelImpl::encode_image(const at::Tensor& images) {
 
 int64_t ClipModelImpl::micro_batch(int64_t tokens, int64_t width, int64_t mlp) const {
   if (!placement_.device.is_cpu()) return std::numeric_limits<int64_t>::max();
-  // glibc serves blocks of 32 MiB and more with mmap: fresh pages, a fault each, every layer.
-  // LongCLIP-L/336 images in batches of 8: 1.9M page faults and 0.46 images/s; in steps of 3:
-  // 0.08M and 0.77/s (2-core VM). The budget leaves room below 32 MiB.
-  constexpr int64_t kActivationBudget = int64_t{24} << 20;
   const int64_t row_bytes = std::max(mlp, 3 * width) * 4;
   return std::max<int64_t>(1, kActivationBudget / (row_bytes * std::max<int64_t>(tokens, 1)));
 }

@@ -1,7 +1,7 @@
 // Format detection from the file's bytes and the read_checkpoint dispatcher.
 #include <cstring>
 
-#include "models/weights/mapped_file.h"
+#include "models/weights/host_memory.h"
 #include "models/weights/state_dict.h"
 #include "models/weights/zip_archive.h"
 
@@ -52,8 +52,8 @@ CheckpointFormat detect(const uint8_t* data, size_t size, const std::string& nam
 }  // namespace
 
 CheckpointFormat detect_checkpoint_format(const std::filesystem::path& file) {
-  MappedFile mapped(file);
-  return detect(mapped.data(), mapped.size(), file.string());
+  const auto mapped = HostBuffer::map_file(file, /*populate=*/false);  // reads the header only
+  return detect(mapped->data(), mapped->size(), file.string());
 }
 
 StateDict read_checkpoint(const std::filesystem::path& file) {

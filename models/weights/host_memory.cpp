@@ -64,7 +64,7 @@ std::shared_ptr<HostBuffer> HostBuffer::allocate(size_t size) {
   return std::shared_ptr<HostBuffer>(new HostBuffer(data, size, /*mapped=*/false));
 }
 
-std::shared_ptr<HostBuffer> HostBuffer::map_file(const std::filesystem::path& file) {
+std::shared_ptr<HostBuffer> HostBuffer::map_file(const std::filesystem::path& file, bool populate) {
   FileDescriptor f;
   f.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (f.fd < 0) {
@@ -77,7 +77,8 @@ std::shared_ptr<HostBuffer> HostBuffer::map_file(const std::filesystem::path& fi
   }
   const auto size = static_cast<size_t>(st.st_size);
   if (size > 0) {
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f.fd, 0);
+    void* p =
+        ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), f.fd, 0);
     if (p != MAP_FAILED) {
       return std::shared_ptr<HostBuffer>(
           new HostBuffer(static_cast<uint8_t*>(p), size, /*mapped=*/true));

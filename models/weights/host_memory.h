@@ -22,13 +22,15 @@ class HostBuffer {
   // pages (madvise(MADV_HUGEPAGE); a no-op where the kernel lacks it). Throws std::bad_alloc.
   static std::shared_ptr<HostBuffer> allocate(size_t size);
 
-  // The whole of `file`, mapped read-only and populated up front (MAP_POPULATE: one system call
-  // instead of a fault per page); falls back to reading into allocated memory where the file
-  // cannot be mapped. Writing through data() of a mapping faults (SIGSEGV): tensors viewing it are
-  // read-only. The file must not be truncated or rewritten in place while mapped (replace a model
-  // file with `mv`, as package managers do). Throws CheckpointError naming the file when it cannot
-  // be opened, is not a regular file, or a read fails.
-  static std::shared_ptr<HostBuffer> map_file(const std::filesystem::path& file);
+  // The whole of `file`, mapped read-only; with `populate` the pages are mapped up front
+  // (MAP_POPULATE: one system call instead of a fault per page; for readers that touch every
+  // byte), without it only the pages read are faulted in. Falls back to reading into allocated
+  // memory where the file cannot be mapped. Writing through data() of a mapping faults (SIGSEGV):
+  // tensors viewing it are read-only. The file must not be truncated or rewritten in place while
+  // mapped (replace a model file with `mv`, as package managers do). Throws CheckpointError naming
+  // the file when it cannot be opened, is not a regular file, or a read fails.
+  static std::shared_ptr<HostBuffer> map_file(const std::filesystem::path& file,
+                                              bool populate = true);
 
   ~HostBuffer();
   HostBuffer(const HostBuffer&) = delete;

@@ -7,15 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "models/weights/mapped_file.h"
+#include "models/weights/host_memory.h"
 #include "models/weights/state_dict.h"
 
 namespace clipshard {
 
 at::Tensor read_npy(const std::filesystem::path& file) {
-  MappedFile mapped(file);
-  const uint8_t* d = mapped.data();
-  const size_t size = mapped.size();
+  const auto mapped = HostBuffer::map_file(file);
+  const uint8_t* d = mapped->data();
+  const size_t size = mapped->size();
   auto fail = [&](const std::string& what) -> void {
     throw CheckpointError("npy file " + file.string() + ": " + what);
   };

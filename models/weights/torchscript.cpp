@@ -2,7 +2,7 @@
 // the weights are the parameters and buffers of the module tree.
 #include <torch/script.h>
 
-#include "models/weights/mapped_file.h"
+#include "models/weights/host_memory.h"
 #include "models/weights/state_dict.h"
 #include "models/weights/zip_archive.h"
 
@@ -12,8 +12,8 @@ StateDict read_torchscript(const std::filesystem::path& file) {
   {
     // Our own zip reader checks the archive first: a truncated or corrupted file gets a clear
     // CheckpointError instead of whatever the TorchScript loader makes of it.
-    MappedFile mapped(file);
-    ZipReader zip(mapped.data(), mapped.size(), file.string());
+    const auto mapped = HostBuffer::map_file(file, /*populate=*/false);
+    ZipReader zip(mapped->data(), mapped->size(), file.string());
   }
   torch::jit::Module module;
   try {

@@ -40,6 +40,14 @@ StateDict sample_tensors() {
   return sd;
 }
 
+// `sd` as m.safetensors and m.pt (torch.save zip) in `dir`; returns both paths.
+std::vector<std::filesystem::path> write_sample_checkpoints(const std::filesystem::path& dir,
+                                                            const StateDict& sd) {
+  write_safetensors(dir / "m.safetensors", sd);
+  write_torch_zip(dir / "m.pt", sd);
+  return {dir / "m.safetensors", dir / "m.pt"};
+}
+
 void expect_same_values(const StateDict& a, const StateDict& b) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) {
@@ -113,9 +121,7 @@ TEST(HostBuffer, EmptyAndFloatConversion) {
 TEST(HostBuffer, ReadersReturnViewsOfOneFileBuffer) {
   TempDir dir;
   const StateDict sd = sample_tensors();
-  write_safetensors(dir.path() / "m.safetensors", sd);
-  write_torch_zip(dir.path() / "m.pt", sd);
-  for (const auto& file : {dir.path() / "m.safetensors", dir.path() / "m.pt"}) {
+  for (const auto& file : write_sample_checkpoints(dir.path(), sd)) {
     const StateDict read = read_checkpoint(file);
     expect_same_values(sd, read);
     const auto [lo, hi] = data_span(read);
@@ -129,9 +135,7 @@ TEST(HostBuffer, ReadersReturnViewsOfOneFileBuffer) {
 TEST(HostBuffer, ParsersWithoutOwnerCopyOutOfTheInput) {
   TempDir dir;
   const StateDict sd = sample_tensors();
-  write_safetensors(dir.path() / "m.safetensors", sd);
-  write_torch_zip(dir.path() / "m.pt", sd);
-  for (const auto& file : {dir.path() / "m.safetensors", dir.path() / "m.pt"}) {
+  for (const auto& file : write_sample_checkpoints(dir.path(), sd)) {
     std::vector<uint8_t> bytes(std::filesystem::file_size(file));
     std::ifstream(file, std::ios::binary).read(reinterpret_cast<char*>(bytes.data()), bytes.size());
     const StateDict read = file.extension() == ".pt"
