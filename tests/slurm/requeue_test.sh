@@ -7,8 +7,11 @@
 #      script requeues the job itself.
 # Each restart must resume (the log's "shards done before: N" grows, finished shards are skipped), the
 # job must end COMPLETED with "clipshard: finished" last, and output.jsonl must be byte-identical to a
-# plain uninterrupted run. Slurm holds a requeued job for ~2 minutes (BeginTime); the test releases it
-# at once with `scontrol update StartTime=now`.
+# plain uninterrupted run. Slurm holds a requeued job for ~2 minutes (BeginTime, so that the credential
+# of the killed attempt expires); the test releases it early with `scontrol update StartTime=now`, but
+# not within the second of the requeue: slurmd refuses a launch whose credential is not newer (whole
+# seconds) than the revocation of the old attempt ("Killing non-startable batch job: Job credential
+# revoked", the job then ends FAILED with exit 1 — seen in 1 of 6 runs before the wait was added).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 slurm_test_setup
 cd "$src" || fail "no source dir $src"
@@ -51,11 +54,13 @@ wait_progress() {
   done
   fail "no progress to $1 shards in 240s"
 }
-# release_requeued N: wait until the job has been requeued N times, then let it start now.
+# release_requeued N: wait until the job has been requeued N times, then let it start — 2 s later, so
+# that the new attempt's credential is newer than the old one's revocation (see the top).
 release_requeued() {
   local deadline=$((SECONDS + 120))
   while ((SECONDS < deadline)); do
     if [[ "$(job_field "$job" Restarts)" == "$1" && "$(job_field "$job" JobState)" == PENDING ]]; then
+      sleep 2
       note "job $job requeued (Restarts=$1, $(job_field "$job" Reason)); releasing it now"
       scontrol update JobId="$job" StartTime=now || fail "scontrol update StartTime=now failed"
       return 0
