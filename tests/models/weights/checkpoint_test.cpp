@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/test_files.h"
 #include "common/test_paths.h"
 #include "models/weights/npy.h"
 #include "models/weights/python_check.h"
@@ -16,23 +17,14 @@ namespace clipshard {
 namespace {
 
 using testing::fixtures;
+using testing::read_file_bytes;
 using testing::TempDir;
+using testing::write_file_bytes;
 
 std::filesystem::path micro() { return fixtures() / "models/micro"; }
 
-std::string bytes_of(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
 const nlohmann::json& golden() {
-  static const nlohmann::json g = nlohmann::json::parse(bytes_of(micro() / "golden.json"));
+  static const nlohmann::json g = nlohmann::json::parse(read_file_bytes(micro() / "golden.json"));
   return g;
 }
 
@@ -80,25 +72,25 @@ TEST(DetectFormat, NotCheckpoints) {
   expect_not(micro() / "longclip_dir/README.txt", "not a checkpoint");
   expect_not(micro() / "golden.json", "not a checkpoint");
   expect_not(micro() / "inputs_openai64.npy", "not a checkpoint");
-  write_bytes(dir.path() / "empty.pt", "");
+  write_file_bytes(dir.path() / "empty.pt", "");
   expect_not(dir.path() / "empty.pt", "not a checkpoint");
   std::mt19937 rng(5);
   std::string junk(5000, '\0');
   for (char& c : junk) c = static_cast<char>(rng());
-  write_bytes(dir.path() / "random.bin", junk);
+  write_file_bytes(dir.path() / "random.bin", junk);
   expect_not(dir.path() / "random.bin", "not a checkpoint");
   // Pre-1.6 torch.save: named as such.
-  write_bytes(dir.path() / "legacy.pt",
-              std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15));
+  write_file_bytes(dir.path() / "legacy.pt",
+                   std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15));
   expect_not(dir.path() / "legacy.pt", "legacy");
   // Truncated archives of both zip kinds: the zip reader names the problem.
   for (const char* f : {"openai_jit.pt", "openai_state_dict.pt"}) {
-    const std::string real = bytes_of(micro() / f);
-    write_bytes(dir.path() / f, real.substr(0, real.size() / 2));
+    const std::string real = read_file_bytes(micro() / f);
+    write_file_bytes(dir.path() / f, real.substr(0, real.size() / 2));
     expect_not(dir.path() / f, "truncated");
   }
-  const std::string st = bytes_of(micro() / "hf/model.safetensors");
-  write_bytes(dir.path() / "cut.safetensors", st.substr(0, 4000));
+  const std::string st = read_file_bytes(micro() / "hf/model.safetensors");
+  write_file_bytes(dir.path() / "cut.safetensors", st.substr(0, 4000));
   EXPECT_EQ(detect_checkpoint_format(dir.path() / "cut.safetensors"),
             CheckpointFormat::kSafetensors);
   try {
@@ -220,10 +212,10 @@ np.save(sys.argv[1] + '/d.npy', np.ones(3, dtype='<f8'))
     EXPECT_THROW(read_npy(dir.path() / "f.npy"), CheckpointError);
     EXPECT_THROW(read_npy(dir.path() / "d.npy"), CheckpointError);
   }
-  const std::string real = bytes_of(micro() / "inputs_openai64.npy");
-  write_bytes(dir.path() / "cut.npy", real.substr(0, real.size() - 4));
+  const std::string real = read_file_bytes(micro() / "inputs_openai64.npy");
+  write_file_bytes(dir.path() / "cut.npy", real.substr(0, real.size() - 4));
   EXPECT_THROW(read_npy(dir.path() / "cut.npy"), CheckpointError);
-  write_bytes(dir.path() / "empty.npy", "");
+  write_file_bytes(dir.path() / "empty.npy", "");
   EXPECT_THROW(read_npy(dir.path() / "empty.npy"), CheckpointError);
 }
 

@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/test_files.h"
 #include "common/test_paths.h"
 #include "models/weights/python_check.h"
 #include "models/weights/state_dict.h"
@@ -15,18 +16,9 @@ namespace clipshard {
 namespace {
 
 using testing::fixtures;
+using testing::read_file_bytes;
 using testing::TempDir;
-
-std::string bytes_of(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
+using testing::write_file_bytes;
 
 // A safetensors file from a header text and a data section.
 std::string safetensors_bytes(const std::string& header, const std::string& payload) {
@@ -114,7 +106,7 @@ TEST(Safetensors, WriterRoundTripsEveryDtype) {
   expect_same(sd, read_safetensors(file));
 
   // Header padded with spaces to 8 bytes, data of every tensor aligned to its element size.
-  const std::string bytes = bytes_of(file);
+  const std::string bytes = read_file_bytes(file);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
   EXPECT_EQ(n % 8, 0u);
@@ -235,14 +227,14 @@ TEST(Safetensors, RejectsHostileFiles) {
 
 TEST(Safetensors, RejectsTruncatedAndRandomFiles) {
   TempDir dir;
-  const std::string real = bytes_of(fixtures() / "models/micro/hf/model.safetensors");
+  const std::string real = read_file_bytes(fixtures() / "models/micro/hf/model.safetensors");
   for (size_t cut : {real.size() / 2, real.size() - 1, size_t{8}, size_t{8 + 100}}) {
     const auto p = dir.path() / "cut.safetensors";
-    write_bytes(p, real.substr(0, cut));
+    write_file_bytes(p, real.substr(0, cut));
     EXPECT_THROW(read_safetensors(p), CheckpointError) << cut;
   }
   const auto empty = dir.path() / "empty.safetensors";
-  write_bytes(empty, "");
+  write_file_bytes(empty, "");
   EXPECT_THROW(read_safetensors(empty), CheckpointError);
   EXPECT_THROW(read_safetensors(dir.path() / "missing.safetensors"), CheckpointError);
   EXPECT_THROW(read_safetensors(dir.path()), CheckpointError);  // a directory

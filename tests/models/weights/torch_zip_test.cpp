@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/test_files.h"
 #include "common/test_paths.h"
 #include "models/weights/python_check.h"
 #include "models/weights/state_dict.h"
@@ -17,19 +18,14 @@ namespace clipshard {
 namespace {
 
 using testing::fixtures;
+using testing::read_file_bytes;
 using testing::TempDir;
+using testing::write_file_bytes;
 
 std::filesystem::path micro() { return fixtures() / "models/micro"; }
 
-std::string bytes_of(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 const nlohmann::json& golden() {
-  static const nlohmann::json g = nlohmann::json::parse(bytes_of(micro() / "golden.json"));
+  static const nlohmann::json g = nlohmann::json::parse(read_file_bytes(micro() / "golden.json"));
   return g;
 }
 
@@ -168,7 +164,7 @@ TEST(TorchZipWriter, RoundTripsViewsDtypesAndSharedStorage) {
   expect_values(sd, read_torch_zip(file));
   EXPECT_EQ(detect_checkpoint_format(file), CheckpointFormat::kTorchZip);
 
-  const std::string bytes = bytes_of(file);
+  const std::string bytes = read_file_bytes(file);
   ZipReader zip(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "model.pt");
   size_t storages = 0;
   for (const auto& e : zip.entries()) {
@@ -349,7 +345,7 @@ std::string archive_with_pickle(const std::string& pkl, const std::filesystem::p
   zip.add("archive/data/0", values, sizeof values);
   zip.add("archive/version", "3\n", 2);
   zip.finish();
-  return bytes_of(file);
+  return read_file_bytes(file);
 }
 
 // Pickle bytes from a literal that may hold NULs.
@@ -440,7 +436,7 @@ TEST(TorchZip, CraftedPicklesAreValidatedAndNothingIsExecuted) {
 
 TEST(TorchZip, CorruptedArchivesThrow) {
   TempDir dir;
-  const std::string real = bytes_of(micro() / "openai_state_dict.pt");
+  const std::string real = read_file_bytes(micro() / "openai_state_dict.pt");
   expect_checkpoint_error(real.substr(0, real.size() / 2), "truncated");
   expect_checkpoint_error("", "too short");
   expect_checkpoint_error(real.substr(0, 100), "end-of-central-directory");
@@ -472,7 +468,7 @@ TEST(TorchZip, CorruptedArchivesThrow) {
     expect_checkpoint_error(bad, "CRC");
   }
   // A TorchScript archive is not a state dict archive.
-  expect_checkpoint_error(bytes_of(micro() / "openai_jit.pt"), "TorchScript");
+  expect_checkpoint_error(read_file_bytes(micro() / "openai_jit.pt"), "TorchScript");
 }
 
 TEST(TorchZip, RandomAndMutatedBytesNeverCrash) {
@@ -486,7 +482,7 @@ TEST(TorchZip, RandomAndMutatedBytesNeverCrash) {
   }
   // Every byte of a small real archive, changed, with the CRC check off so that the pickle
   // interpreter sees the damage: either it still parses or it throws CheckpointError.
-  const std::string real = bytes_of(micro() / "longclip_variants/a_decoy.pt");
+  const std::string real = read_file_bytes(micro() / "longclip_variants/a_decoy.pt");
   size_t rejected = 0;
   for (size_t i = 0; i < real.size(); ++i) {
     for (uint8_t delta : {1, 0x80, 0xff}) {

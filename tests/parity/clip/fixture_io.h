@@ -15,13 +15,9 @@
 #include <string>
 #include <vector>
 
-namespace clipshard::testing {
+#include "common/test_files.h"
 
-inline std::string read_file_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + p.string());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+namespace clipshard::testing {
 
 inline nlohmann::json read_json(const std::filesystem::path& p) {
   return nlohmann::json::parse(read_file_bytes(p));

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/test_files.h"
 #include "common/test_paths.h"
 #include "shard/cache/embedding_cache_merge.h"
 #include "shard/cache/embedding_cache_reader.h"
@@ -385,15 +386,6 @@ TEST(EmbeddingCache, MergeRefusesDisagreeingParts) {
   EXPECT_NE(message.find("dim"), std::string::npos) << message;
 }
 
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), bytes.size());
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Opens `path` and reads everything in it; returns the error message ("" when none).
 std::string error_reading_all(const fs::path& path, int items) {
   return error_of([&] {
@@ -415,12 +407,12 @@ TEST(EmbeddingCache, CorruptOrTruncatedFilesThrowClearErrors) {
       w.add(kImageA, key_of(i), i, embedding_of(5, i, 128).data(), 128);
     w.commit();
   }
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = testing::read_file_bytes(good);
   const fs::path bad = dir.path() / "bad.h5";
   for (const std::string& content :
        {std::string(), std::string("not an hdf5 file at all"), bytes.substr(0, 100),
         bytes.substr(0, bytes.size() / 2), bytes.substr(0, bytes.size() - 1)}) {
-    write_bytes(bad, content);
+    testing::write_file_bytes(bad, content);
     const std::string message = error_reading_all(bad, 3000);
     EXPECT_NE(message.find("bad.h5"), std::string::npos)
         << "size " << content.size() << ": " << message;
@@ -444,14 +436,14 @@ TEST(EmbeddingCache, DamagedBytesNeverCrash) {
     }
     w.commit();
   }
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = testing::read_file_bytes(good);
   const fs::path bad = dir.path() / "bad.h5";
   int reported = 0, tried = 0;
   const size_t stride = std::max<size_t>(1, bytes.size() / 1000);
   for (size_t at = 0; at < bytes.size(); at += at < 1024 ? 1 : stride, ++tried) {
     std::string damaged = bytes;
     damaged[at] = static_cast<char>(damaged[at] ^ 0x5a);
-    write_bytes(bad, damaged);
+    testing::write_file_bytes(bad, damaged);
     const std::string message = error_reading_all(bad, 40);
     if (!message.empty()) {
       ++reported;
