@@ -128,6 +128,11 @@ void keep_freed_blocks_for_reuse() {
     if (keep_defaults != nullptr && std::strcmp(keep_defaults, "1") == 0) return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    // One arena: a thread's own arena grows in 64 MiB heaps that glibc unmaps as soon as one is
+    // wholly free, whatever the trim threshold, so buffers that cross a heap edge (decode threads)
+    // are faulted in afresh again and again. Only threads that have not allocated yet are affected,
+    // hence the early call in main().
+    mallopt(M_ARENA_MAX, 1);
   });
 #endif
 }

@@ -65,9 +65,12 @@ at::Tensor host_contiguous_float(const at::Tensor& t);
 // such blocks back to the kernel (mmap/munmap, heap trimming), so every batch pays page faults on
 // fresh memory: for ViT-B/32 batches on 2 cores that was 2.3x the page faults and about 30% more
 // CPU time (docs/PERFORMANCE.md). After this call blocks up to 32 MiB (the most glibc accepts) stay
-// in the heap for reuse, and the heap is trimmed only above 1 GiB of free space. Process-wide; the
-// first call acts, later ones do nothing; a no-op without glibc or with CLIPSHARD_DEFAULT_MALLOC=1
-// (for comparisons). load_model() calls it.
+// in the heap for reuse, the heap is trimmed only above 1 GiB of free space, and threads that
+// allocate for the first time after the call share the main arena (per-thread arenas drop whole
+// 64 MiB heaps: on the 2-core VM one ViT-B/32 run in three took 350-415k page faults instead of 90k
+// and ~25% longer). Process-wide; the first call acts, later ones do nothing; a no-op without glibc
+// or with CLIPSHARD_DEFAULT_MALLOC=1 (for comparisons). The clipshard executable calls it first
+// thing in main(); load_model() calls it too, for other users of the library.
 void keep_freed_blocks_for_reuse();
 
 }  // namespace clipshard
