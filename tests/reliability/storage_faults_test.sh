@@ -36,13 +36,23 @@ cfg() {
   cat > "$1" <<JSON
 {"input": ["$WORK/data/manifest.jsonl"], "output_dir": "$2", "device": "cpu", "batch_size": 4,
  "lines_per_shard": 6, "progress_interval_s": 0, "decode_threads": 1, "torch_threads": 1, ${3:-}
- "pipeline": [{"operator": "ImageCLIPEvaluator", "model_name": "$CLIPSHARD_FIXTURES/models/tiny/hf",
+ "pipeline": [{"operator": "ImageCLIPEvaluator", "model_name": "$KIT/model",
                "input_image_key": "image", "input_text_key": "caption"}]}
 JSON
 }
 
+# Everything the runs read (binary, model, image) is copied under $WORK, world-readable, and every
+# case uses those copies: case 4 runs as an unprivileged user, who cannot enter a clone that lives in
+# a directory only its owner can enter (/root, most home directories, mktemp -d).
 chmod 755 "$WORK"
-make_dataset "$WORK/data" 48 "$CLIPSHARD_FIXTURES/images/large_3000x2000.jpg"
+KIT=$WORK/kit
+mkdir -p "$KIT"
+cp "$CLIPSHARD_BINARY" "$KIT/clipshard"
+cp -r "$CLIPSHARD_FIXTURES/models/tiny/hf" "$KIT/model"
+cp "$CLIPSHARD_FIXTURES/images/large_3000x2000.jpg" "$KIT/large.jpg"
+CLIPSHARD_BINARY=$KIT/clipshard
+make_dataset "$WORK/data" 48 "$KIT/large.jpg"
+chmod -R a+rX "$WORK"  # whatever the umask
 cfg "$WORK/ref.json" "$WORK/ref"
 "$CLIPSHARD_BINARY" run "$WORK/ref.json" 2> "$WORK/ref.log" || { cat "$WORK/ref.log"; fail "reference run failed"; }
 total=$(done_count "$WORK/ref")
@@ -112,6 +122,9 @@ if [[ $(id -u) == 0 ]]; then
   command -v setpriv >/dev/null || skip "setpriv not installed (needed to drop root for the read-only test)"
   chown -R nobody "$WORK/ro"
   as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  for f in "$CLIPSHARD_BINARY" "$KIT/model/model.safetensors" "$WORK/data/manifest.jsonl" "$WORK/data/img/0.jpg"; do
+    "${as_user[@]}" test -r "$f" || skip "nobody cannot read $f (a path above $WORK is closed to other users)"
+  done
 fi
 "${as_user[@]}" "$CLIPSHARD_BINARY" run "$WORK/ro.json" 2> "$WORK/ro.log" &
 pid=$!
