@@ -35,6 +35,22 @@ bool has_finished_shard(const RunDirectory& dir) {
   return false;
 }
 
+// How to get real weights, for the message of a model that is not found (nothing is downloaded
+// by clipshard, and the fixture models have random weights).
+std::string real_weights_hint(const std::string& name) {
+  // A Hugging Face hub id ("org/name") is what DataFlow-MM configs name; a path is not one.
+  const auto slash = name.find('/');
+  const bool hub_id = slash != std::string::npos && slash > 0 && slash + 1 < name.size() &&
+                      name.find('/', slash + 1) == std::string::npos && name[0] != '.' &&
+                      name[0] != '~';
+  const std::string repo = hub_id ? name : "openai/clip-vit-base-patch32";
+  const std::string dir = repo.substr(repo.find('/') + 1);
+  return "To get real weights: on a machine with network access run `huggingface-cli download " +
+         repo + " --local-dir " + dir + "` (LongCLIP: BeichenZhang/LongCLIP-L-336px), copy " + dir +
+         "/ here and set model_name to its path, or put it under models_dir (docs/CONFIG.md, "
+         "\"Models\").";
+}
+
 // The driver's state for one run: plan, run directory (locked), shards still to do.
 struct DriverSide {
   ShardPlan plan;
@@ -47,7 +63,13 @@ struct DriverSide {
 DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, std::ostream& log) {
   // Every model name must resolve before anything is planned or written (ModelError lists where
   // it looked); loading and checking the weights happens on the workers.
-  for (const auto& op : config.pipeline) resolve_model_path(op.model_name, config.models_dir);
+  for (const auto& op : config.pipeline) {
+    try {
+      resolve_model_path(op.model_name, config.models_dir);
+    } catch (const ModelError& e) {
+      throw ModelError(std::string(e.what()) + "\n" + real_weights_hint(op.model_name));
+    }
+  }
   DriverSide d;
   const auto manifests = expand_manifest_inputs(config.inputs);
   d.dir = std::make_unique<RunDirectory>(config.output_dir);
