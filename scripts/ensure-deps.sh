@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set_flag=${1:---with-slurm}
+packages=$(scripts/install-deps.sh "$set_flag" --list)  # exits 2 on an unknown flag
 missing=()
-while read -r p; do
+for p in $packages; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done < <(scripts/install-deps.sh "$set_flag" --list)
+done
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) != 0 ]]; then
     echo "missing packages: ${missing[*]}; run scripts/install-deps.sh $set_flag as root" >&2
