@@ -13,7 +13,6 @@ find_package(PNG REQUIRED)
 find_package(GIF REQUIRED)
 find_package(ICU REQUIRED COMPONENTS uc i18n)
 find_package(CLI11 CONFIG REQUIRED)
-pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
 pkg_check_modules(WEBPDEMUX REQUIRED IMPORTED_TARGET libwebpdemux)  # WebPAnimDecoder, as Pillow reads WebP
 find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)

@@ -1,8 +1,16 @@
 #include "driver/cli.h"
 
+#include <ATen/Version.h>
+#include <dlfcn.h>
+#include <mpi.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "driver/job.h"
 #include "driver/mpi_transport.h"
@@ -15,7 +23,62 @@ namespace clipshard {
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+#ifndef CLIPSHARD_VERSION
+#define CLIPSHARD_VERSION "unknown"
+#endif
+
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  return line;
+}
+
+// The BLAS that LibTorch's CPU matmuls will call: OpenBLAS's own build string when the loaded BLAS
+// is OpenBLAS (found with dlsym, so that no OpenBLAS header or link is needed), the library file
+// that provides sgemm_, and LibTorch's compile-time view otherwise. This is the first thing to
+// check when CPU throughput is ~40x too low (the reference BLAS instead of OpenBLAS).
+std::string blas_description() {
+  std::string out;
+  using GetConfig = const char* (*)();
+  if (auto* get = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
+    out = get();  // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ... Haswell MAX_THREADS=64"
+  }
+  if (void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_")) {
+    Dl_info info{};
+    if (dladdr(sgemm, &info) != 0 && info.dli_fname != nullptr) {
+      out += (out.empty() ? "sgemm_ from " : " (") + std::string(info.dli_fname) +
+             (out.rfind("sgemm_", 0) == 0 ? "" : ")");
+    }
+  }
+  if (out.empty()) {
+    // at::show_config() lists the build settings, BLAS_INFO among them.
+    std::istringstream config(at::show_config());
+    for (std::string line; std::getline(config, line);) {
+      if (line.find("BLAS_INFO") != std::string::npos) out = first_line(line);
+    }
+    if (out.empty()) out = "unknown (at::show_config() names none)";
+  }
+  return out;
+}
+
+// `clipshard --version`: what a bug report needs to know about this binary.
+int cmd_version() {
+  std::cout << "clipshard " << CLIPSHARD_VERSION << "\n";
+  std::cout << "LibTorch " << TORCH_VERSION << "\n";
+  const bool cuda = torch::cuda::is_available();
+  std::cout << "CUDA: "
+            << (cuda ? "available, " + std::to_string(torch::cuda::device_count()) + " device(s)"
+                     : std::string("not available (CPU only)"))
+            << "\n";
+  // One of the few MPI calls allowed before MPI_Init (MPI-3): no MPI runtime is started.
+  char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(mpi_version, &length);
+  (void)length;  // counts the terminating NUL in some MPIs: read up to the NUL instead
+  std::cout << "MPI: " << first_line(mpi_version) << "\n";
+  std::cout << "BLAS: " << blas_description() << std::endl;
+  return kExitOk;
+}
 
 nlohmann::json load_config_file(const std::string& path) {
   std::string text;
@@ -75,7 +138,10 @@ nlohmann::json config_from_flags(const std::string& op, const std::string& model
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"clipshard: score and filter image-text datasets with CLIP / LongCLIP"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version,-V", show_version,
+               "print the versions of clipshard, LibTorch, CUDA, MPI and BLAS");
 
   auto* run = app.add_subcommand("run", "run a pipeline (resumes an unfinished run directory)");
   std::string config_path, op, model, output_dir, device;
@@ -110,7 +176,7 @@ int run_cli(int argc, char** argv) {
   make->add_option("--seed", seed, "random seed");
   make->add_flag("--fp16", fp16, "store fp16 weights (as OpenAI's releases)");
 
-  app.add_subcommand("version", "print the version");
+  app.add_subcommand("version", "same as --version");
 
   try {
     app.parse(argc, argv);
@@ -119,9 +185,10 @@ int run_cli(int argc, char** argv) {
   }
 
   try {
-    if (app.got_subcommand("version")) {
-      std::cout << "clipshard " << kVersion << std::endl;
-      return kExitOk;
+    if (show_version || app.got_subcommand("version")) return cmd_version();
+    if (app.get_subcommands().empty()) {
+      std::cerr << app.help() << std::endl;
+      return kExitUsage;
     }
     if (app.got_subcommand("status")) {
       std::cout << run_status(status_dir).dump() << std::endl;

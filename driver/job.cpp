@@ -1,7 +1,10 @@
 #include "driver/job.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "driver/mpi_transport.h"
@@ -18,6 +21,36 @@ namespace clipshard {
 
 namespace {
 
+// True when parts/ holds a committed shard of any run (its *.done.json), whatever the plan.
+bool has_finished_shard(const RunDirectory& dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir.parts(), ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    constexpr std::string_view kDone = ".done.json";
+    if (name.size() > kDone.size() &&
+        name.compare(name.size() - kDone.size(), kDone.size(), kDone) == 0)
+      return true;
+  }
+  return false;
+}
+
+// How to get real weights, for the message of a model that is not found (nothing is downloaded
+// by clipshard, and the fixture models have random weights).
+std::string real_weights_hint(const std::string& name) {
+  // A Hugging Face hub id ("org/name") is what DataFlow-MM configs name; a path is not one.
+  const auto slash = name.find('/');
+  const bool hub_id = slash != std::string::npos && slash > 0 && slash + 1 < name.size() &&
+                      name.find('/', slash + 1) == std::string::npos && name[0] != '.' &&
+                      name[0] != '~';
+  const std::string repo = hub_id ? name : "openai/clip-vit-base-patch32";
+  const std::string dir = repo.substr(repo.find('/') + 1);
+  return "To get real weights: on a machine with network access run `huggingface-cli download " +
+         repo + " --local-dir " + dir + "` (LongCLIP: BeichenZhang/LongCLIP-L-336px), copy " + dir +
+         "/ here and set model_name to its path, or put it under models_dir (docs/CONFIG.md, "
+         "\"Models\").";
+}
+
 // The driver's state for one run: plan, run directory (locked), shards still to do.
 struct DriverSide {
   ShardPlan plan;
@@ -30,7 +63,13 @@ struct DriverSide {
 DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, std::ostream& log) {
   // Every model name must resolve before anything is planned or written (ModelError lists where
   // it looked); loading and checking the weights happens on the workers.
-  for (const auto& op : config.pipeline) resolve_model_path(op.model_name, config.models_dir);
+  for (const auto& op : config.pipeline) {
+    try {
+      resolve_model_path(op.model_name, config.models_dir);
+    } catch (const ModelError& e) {
+      throw ModelError(std::string(e.what()) + "\n" + real_weights_hint(op.model_name));
+    }
+  }
   DriverSide d;
   const auto manifests = expand_manifest_inputs(config.inputs);
   d.dir = std::make_unique<RunDirectory>(config.output_dir);
@@ -38,6 +77,14 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   d.dir->remove_stale_temp_files();  // left by a killed run; nothing writes here before we start
   d.plan = plan_shards(manifests, config.lines_per_shard);
   if (options.restart) d.dir->clear_for_restart();
+  // state.json protects finished shards from being mixed with those of another config or input.
+  // With no finished shard in parts/ it protects nothing (a run that failed or was stopped before
+  // its first shard): it is dropped so that a corrected command starts afresh instead of being
+  // refused until --restart. embeddings.h5 is kept either way (it is a cache keyed by content).
+  if (!has_finished_shard(*d.dir)) {
+    std::error_code ec;
+    std::filesystem::remove(d.dir->state(), ec);
+  }
   const RunIdentity identity{result_fingerprint(config), manifest_fingerprints(d.plan),
                              config.lines_per_shard, static_cast<int64_t>(d.plan.shards.size())};
   d.resumed = check_or_write_state(*d.dir, identity) == StateCheck::kResume;
@@ -55,9 +102,7 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
 // at once) forgets its state.json, so that a corrected config (another model_name, say) is a new
 // run rather than "a different config" refused until --restart. Finished shards keep it.
 void forget_unstarted_run(const DriverSide& d) noexcept {
-  if (!d.dir) return;
-  for (const auto& s : d.plan.shards)
-    if (d.dir->shard_done(s.id)) return;
+  if (!d.dir || has_finished_shard(*d.dir)) return;
   std::error_code ec;
   std::filesystem::remove(d.dir->state(), ec);
 }
@@ -112,6 +157,7 @@ int in_process(const RunConfig& config, const JobOptions& options,
       for (int w = 1; w <= n; ++w)
         network.endpoint(0).send(w, {MessageType::kNoMore, 0, -1, 0, ""});
       for (auto& t : threads) t.join();
+      forget_unstarted_run(d);  // e.g. the first shard failed: a corrected command is a new run
       throw;
     }
     for (auto& t : threads) t.join();
@@ -187,10 +233,18 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
 }
 
 nlohmann::json run_status(const std::string& run_dir) {
-  const RunDirectory dir(run_dir);
+  // Only looks: RunDirectory's constructor would create run_dir/parts, so it is built only once
+  // the directory is known to be a run directory (state.json present).
+  std::error_code ec;
+  if (!std::filesystem::is_directory(run_dir, ec)) {
+    throw std::runtime_error(
+        "no run directory " + run_dir +
+        (std::filesystem::exists(run_dir, ec) ? " (not a directory)" : " (it does not exist)"));
+  }
   nlohmann::json status = {
       {"state", "empty"}, {"shards_total", 0}, {"shards_done", 0}, {"rows_done", 0}};
-  if (!std::filesystem::exists(dir.state())) return status;
+  if (!std::filesystem::exists(std::filesystem::path(run_dir) / "state.json")) return status;
+  const RunDirectory dir(run_dir);
   const auto state = nlohmann::json::parse(read_file(dir.state()));
   const int64_t total = state.value("shard_count", int64_t{0});
   int64_t done = 0, rows = 0;

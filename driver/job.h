@@ -31,7 +31,10 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
                                                     const WorkerPlacement& placement);
 
 struct JobOptions {
-  bool restart = false;         // discard finished shards of a different earlier run
+  // Discard finished shards of a different earlier run. Without it a run directory whose
+  // state.json belongs to another config or input is refused, unless no shard there is finished
+  // (then the old state protects nothing and is replaced).
+  bool restart = false;
   int in_process_workers = 1;   // single-process mode: worker threads (tests use several)
   std::ostream* log = nullptr;  // progress and messages (stderr by default)
 };
@@ -47,7 +50,9 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
                 const ProcessorFactory& factory = make_clip_processor);
 
 // `clipshard status DIR`: {"state": "finished"|"partial"|"empty", "shards_total", "shards_done",
-// "rows_done"} from the run directory's state and parts.
+// "rows_done"} from the run directory's state and parts ("empty": a directory without state.json).
+// Creates nothing; throws std::runtime_error naming DIR when it does not exist or is not a
+// directory.
 nlohmann::json run_status(const std::string& run_dir);
 
 }  // namespace clipshard

@@ -1,7 +1,7 @@
 // libFuzzer entry point: arbitrary bytes through both tokenizer flavours at the CLIP (77) and
 // Long-CLIP (248) contexts, plus the Python text helpers. Checks the output contract; any crash,
-// sanitizer report or contract violation is a finding. Needs the bundled BPE file
-// (CLIPSHARD_DEFAULT_BPE_PATH, or $CLIPSHARD_BPE_PATH).
+// sanitizer report or contract violation is a finding. Uses the BPE vocabulary built into the
+// binary (or the file $CLIPSHARD_BPE_PATH names).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

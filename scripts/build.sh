@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+# Tests on explicitly: scripts/demo.sh configures the same build/ without them.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLIPSHARD_BUILD_TESTS=ON "$@" >/dev/null
 cmake --build build -j"$jobs"

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages clipshard needs unless they are all present already (fast no-op).
+# Installs the Debian packages of one set of scripts/install-deps.sh unless they are all present
+# already (a fast no-op then). Usage: scripts/ensure-deps.sh [--demo | --dev | --with-slurm]
+# (default --with-slurm: everything scripts/test.sh runs, the `slurm` tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-needed=(libtorch-dev libopenblas0-pthread libopencv-dev libhdf5-dev libopenmpi-dev openmpi-bin
-        nlohmann-json3-dev libgtest-dev libicu-dev libutf8proc-dev libcli11-dev libxxhash-dev
-        libgif-dev libwebp-dev libjpeg62-turbo-dev libpng-dev cmake g++ python3-h5py python3-torch
-        slurm-wlm munge clang libclang-rt-14-dev)
-missing=0
-for p in "${needed[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || { missing=1; break; }; done
-if [[ $missing == 1 ]]; then
-  if [[ $(id -u) != 0 ]]; then echo "missing packages; run scripts/install-deps.sh --with-slurm as root" >&2; exit 1; fi
-  scripts/install-deps.sh --with-slurm
+set_flag=${1:---with-slurm}
+packages=$(scripts/install-deps.sh "$set_flag" --list)  # exits 2 on an unknown flag
+missing=()
+for p in $packages; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) != 0 ]]; then
+    echo "missing packages: ${missing[*]}; run scripts/install-deps.sh $set_flag as root" >&2
+    exit 1
+  fi
+  scripts/install-deps.sh "$set_flag"
 fi

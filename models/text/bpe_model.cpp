@@ -69,6 +69,31 @@ std::string read_gzip(const std::filesystem::path& path) {
   return data;
 }
 
+// The gzip stream `gz` (the bundled vocabulary embedded in the binary), decompressed.
+std::string gunzip(std::string_view gz, const std::string& name) {
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {  // 16+: gzip header, not zlib
+    throw VocabularyError("cannot decompress BPE vocabulary " + name + ": inflateInit2 failed");
+  }
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  std::string data;
+  std::array<char, 1 << 16> buf;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf.data());
+    z.avail_out = static_cast<uInt>(buf.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    data.append(buf.data(), buf.size() - z.avail_out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    throw VocabularyError("cannot decompress BPE vocabulary " + name + " (zlib error " +
+                          std::to_string(rc) + ": not a complete gzip stream)");
+  }
+  return data;
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw VocabularyError("cannot open tokenizer file " + path.string());
@@ -148,7 +173,16 @@ BpeModel::BpeModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BpeModel::~BpeModel() = default;
 
 std::shared_ptr<const BpeModel> BpeModel::from_bpe_gz(const std::filesystem::path& gz) {
-  const std::string data = read_gzip(gz);
+  return from_bpe_text(read_gzip(gz), gz.string());
+}
+
+std::shared_ptr<const BpeModel> BpeModel::from_bpe_gz_bytes(std::string_view gz,
+                                                            const std::string& name) {
+  return from_bpe_text(gunzip(gz, name), name);
+}
+
+std::shared_ptr<const BpeModel> BpeModel::from_bpe_text(const std::string& data,
+                                                        const std::string& name) {
   // lines = data.split('\n'); merges = lines[1 : 48895]
   std::vector<std::pair<std::string, std::string>> merge_list;
   merge_list.reserve(kOpenAiMergeCount);
@@ -160,7 +194,7 @@ std::shared_ptr<const BpeModel> BpeModel::from_bpe_gz(const std::filesystem::pat
                                 (end == std::string::npos ? data.size() : end) - start);
     const auto parts = split_ws(line);
     if (parts.size() != 2) {
-      throw VocabularyError("BPE vocabulary " + gz.string() + ": line " +
+      throw VocabularyError("BPE vocabulary " + name + ": line " +
                             std::to_string(merge_list.size() + 2) +
                             " is not a merge 'a b' (is this bpe_simple_vocab_16e6.txt.gz?)");
     }
@@ -168,9 +202,8 @@ std::shared_ptr<const BpeModel> BpeModel::from_bpe_gz(const std::filesystem::pat
     pos = end;
   }
   if (merge_list.size() != kOpenAiMergeCount) {
-    throw VocabularyError("BPE vocabulary " + gz.string() + " has " +
-                          std::to_string(merge_list.size()) + " merges, expected " +
-                          std::to_string(kOpenAiMergeCount));
+    throw VocabularyError("BPE vocabulary " + name + " has " + std::to_string(merge_list.size()) +
+                          " merges, expected " + std::to_string(kOpenAiMergeCount));
   }
   auto impl = std::make_unique<Impl>();
   std::vector<std::string> vocab;
@@ -187,7 +220,7 @@ std::shared_ptr<const BpeModel> BpeModel::from_bpe_gz(const std::filesystem::pat
   for (std::size_t i = 0; i < vocab.size(); ++i) {
     impl->encoder[vocab[i]] = static_cast<int32_t>(i);  // dict(zip(vocab, range)): last wins
   }
-  impl->build(merge_list, gz.string());
+  impl->build(merge_list, name);
   return std::shared_ptr<const BpeModel>(new BpeModel(std::move(impl)));
 }
 

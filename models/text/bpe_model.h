@@ -23,6 +23,10 @@ class BpeModel {
   // bytes_to_unicode order, the same with "</w>", the 48,894 merges (lines 1..48894), then
   // <|startoftext|>, <|endoftext|>. Throws VocabularyError naming the file.
   static std::shared_ptr<const BpeModel> from_bpe_gz(const std::filesystem::path& gz);
+  // The same from the bytes of such a .gz file held in memory (the copy embedded in the binary);
+  // `name` stands for the file in error messages.
+  static std::shared_ptr<const BpeModel> from_bpe_gz_bytes(std::string_view gz,
+                                                           const std::string& name);
   // A Hugging Face vocab.json + merges.txt pair. Throws VocabularyError naming the file.
   static std::shared_ptr<const BpeModel> from_hf_files(const std::filesystem::path& vocab_json,
                                                        const std::filesystem::path& merges_txt);
@@ -54,6 +58,9 @@ class BpeModel {
 
  private:
   struct Impl;
+  // The decompressed vocabulary text of from_bpe_gz/from_bpe_gz_bytes.
+  static std::shared_ptr<const BpeModel> from_bpe_text(const std::string& data,
+                                                       const std::string& name);
   explicit BpeModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -2,16 +2,14 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 
+#include "models/text/embedded_vocab.h"
 #include "models/text/ftfy_lite.h"
 #include "models/text/pretokenizer.h"
 #include "models/text/python_text.h"
 #include "models/text/unicode_text.h"
-
-#ifndef CLIPSHARD_DEFAULT_BPE_PATH
-#define CLIPSHARD_DEFAULT_BPE_PATH "bpe_simple_vocab_16e6.txt.gz"
-#endif
 
 namespace clipshard {
 namespace {
@@ -229,25 +227,32 @@ ClipTokenizer ClipTokenizer::from_hf_files(const std::filesystem::path& vocab_js
   return ClipTokenizer(BpeModel::from_hf_files(vocab_json, merges_txt), flavor);
 }
 
-std::filesystem::path ClipTokenizer::bundled_bpe_path() {
+std::optional<std::filesystem::path> ClipTokenizer::bpe_path_override() {
   if (const char* env = std::getenv("CLIPSHARD_BPE_PATH"); env != nullptr && *env != '\0') {
-    return env;
+    return std::filesystem::path(env);
   }
-  return CLIPSHARD_DEFAULT_BPE_PATH;
+  return std::nullopt;
 }
 
 ClipTokenizer ClipTokenizer::bundled(TokenizerFlavor flavor) {
   static std::mutex mutex;
   static std::shared_ptr<const BpeModel> model;
-  static std::filesystem::path model_path;
-  const std::filesystem::path path = bundled_bpe_path();
+  static std::optional<std::filesystem::path> model_path;  // nullopt: the embedded copy
+  const std::optional<std::filesystem::path> path = bpe_path_override();
   std::lock_guard<std::mutex> lock(mutex);
   if (!model || model_path != path) {
-    if (!std::filesystem::exists(path)) {
-      throw text::VocabularyError("bundled BPE vocabulary not found at " + path.string() +
-                                  ": set CLIPSHARD_BPE_PATH to bpe_simple_vocab_16e6.txt.gz");
+    if (path) {
+      if (!std::filesystem::exists(*path)) {
+        throw text::VocabularyError(
+            "BPE vocabulary " + path->string() +
+            " (from CLIPSHARD_BPE_PATH) not found: point it at bpe_simple_vocab_16e6.txt.gz, or "
+            "unset it to use the copy built into clipshard");
+      }
+      model = BpeModel::from_bpe_gz(*path);
+    } else {
+      model = BpeModel::from_bpe_gz_bytes(text::embedded_bpe_gz(),
+                                          "(built-in bpe_simple_vocab_16e6.txt.gz)");
     }
-    model = BpeModel::from_bpe_gz(path);
     model_path = path;
   }
   return ClipTokenizer(model, flavor);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,11 +52,14 @@ class ClipTokenizer {
   static ClipTokenizer from_hf_files(const std::filesystem::path& vocab_json,
                                      const std::filesystem::path& merges_txt,
                                      TokenizerFlavor flavor);
-  // The BPE file shipped with the tool: $CLIPSHARD_BPE_PATH when set, else the build tree's
-  // models/data/bpe_simple_vocab_16e6.txt.gz. The vocabulary is loaded once per process.
+  // The BPE vocabulary shipped with the tool: the file $CLIPSHARD_BPE_PATH names when it is set
+  // (throws text::VocabularyError naming it when it is missing or wrong), else the copy of
+  // models/data/bpe_simple_vocab_16e6.txt.gz built into the binary (text/embedded_vocab.h), so
+  // that an installed clipshard needs no source or build tree. Loaded once per process (again
+  // only when $CLIPSHARD_BPE_PATH changes). Thread-safe.
   static ClipTokenizer bundled(TokenizerFlavor flavor);
-  // The path bundled() reads.
-  static std::filesystem::path bundled_bpe_path();
+  // $CLIPSHARD_BPE_PATH when set and non-empty; nullopt means bundled() uses the built-in copy.
+  static std::optional<std::filesystem::path> bpe_path_override();
 
   // Tokenizes UTF-8 text (invalid bytes read as U+FFFD): [49406] + bpe[:context_length-2] +
   // [49407]. Requires context_length >= 2 (throws std::invalid_argument). Thread-safe.

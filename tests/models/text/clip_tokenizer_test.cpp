@@ -245,8 +245,8 @@ TEST(ClipTokenizer, ConcurrentCallsAgreeWithSerialOnes) {
   std::mt19937 rng(21);
   for (int i = 0; i < 64; ++i) texts.push_back(random_text(rng, 5 + static_cast<int>(rng() % 80)));
   // A fresh tokenizer, so that the threads race on an empty BPE cache.
-  const ClipTokenizer shared =
-      ClipTokenizer::from_bpe_file(ClipTokenizer::bundled_bpe_path(), TokenizerFlavor::kOpenAI);
+  const ClipTokenizer shared = ClipTokenizer::from_bpe_file(
+      testing::source_dir() / "models/data/bpe_simple_vocab_16e6.txt.gz", TokenizerFlavor::kOpenAI);
   std::vector<std::vector<int32_t>> expected;
   for (const auto& t : texts) expected.push_back(openai().tokenize(t, 77).ids);
   std::vector<int> failures(8, 0);
