@@ -13,6 +13,9 @@ packages=(
   libicu-dev libutf8proc-dev libcli11-dev libxxhash-dev zlib1g-dev
   python3 python3-numpy python3-h5py python3-torch python3-pil  # helpers: fixture checks, benchmark baseline
   clang libclang-rt-14-dev                  # fuzzers and sanitizer builds
+  python3-venv python3-pip python3-setuptools python3-wheel  # the Python package: offline venv install
+  python3-pytest                            # the Python package's tests
+  chromium                                  # report.html browser test (headless)
 )
 if [[ "${1:-}" == "--with-slurm" ]]; then packages+=(slurm-wlm munge); fi
 export DEBIAN_FRONTEND=noninteractive

@@ -1,5 +1,6 @@
 #include "shard/merge.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -47,7 +48,75 @@ struct KeepDecider {
   }
 };
 
+// The fine bin of a score (clamped into [0, kFineBins - 1]).
+int fine_bin(double v) {
+  if (!(v > 0.0)) return 0;
+  if (v >= 1.0) return ScoreStats::kFineBins - 1;
+  return static_cast<int>(v * ScoreStats::kFineBins);
+}
+
+// An evaluator's score in an output row: nullopt when the key is missing or not a number.
+std::optional<double> row_score(const nlohmann::json& row, const std::string& key) {
+  const auto it = row.find(key);
+  if (it == row.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
 }  // namespace
+
+void ScoreStats::add(double score) {
+  if (count == 0) {
+    min = max = score;
+  } else {
+    min = std::min(min, score);
+    max = std::max(max, score);
+  }
+  ++count;
+  sum += score;
+  ++fine[fine_bin(score)];
+}
+
+double ScoreStats::quantile(double q) const {
+  if (count == 0) return std::nan("");
+  const int64_t rank =
+      std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * static_cast<double>(count))), 1,
+                          count);
+  if (rank == 1) return min;  // the ends are exact
+  if (rank == count) return max;
+  int64_t seen = 0;
+  for (int b = 0; b < kFineBins; ++b) {
+    seen += fine[b];
+    if (seen >= rank) return std::clamp((b + 0.5) / kFineBins, min, max);
+  }
+  return max;
+}
+
+nlohmann::json ScoreStats::to_json(int display_bins, double mark) const {
+  nlohmann::json j = {{"count", count}, {"bad_rows", bad_rows}};
+  if (count == 0) return j;
+  j["min"] = min;
+  j["max"] = max;
+  j["mean"] = sum / static_cast<double>(count);
+  nlohmann::json q = nlohmann::json::object();
+  for (int p : {1, 5, 10, 25, 50, 75, 90, 95, 99}) q["p" + std::to_string(p)] = quantile(p / 100.0);
+  j["quantiles"] = q;
+  // Display bins are whole groups of fine bins, so their counts are exact sums.
+  int lo = fine_bin(min), hi = fine_bin(max) + 1;  // fine bins [lo, hi)
+  if (std::isfinite(mark)) {
+    lo = std::min(lo, fine_bin(mark));
+    hi = std::max(hi, fine_bin(mark) + 1);
+  }
+  display_bins = std::max(1, display_bins);
+  const int width = std::max(1, (hi - lo + display_bins - 1) / display_bins);
+  const int n = (hi - lo + width - 1) / width;
+  if (lo + n * width > kFineBins) lo = kFineBins - n * width;
+  std::vector<int64_t> counts(n, 0);
+  for (int b = lo; b < lo + n * width; ++b) counts[(b - lo) / width] += fine[b];
+  j["histogram"] = {{"lo", static_cast<double>(lo) / kFineBins},
+                    {"hi", static_cast<double>(lo + n * width) / kFineBins},
+                    {"counts", counts}};
+  return j;
+}
 
 void add_counters(nlohmann::json& into, const nlohmann::json& from) {
   if (!from.is_object()) return;
@@ -67,8 +136,17 @@ void add_counters(nlohmann::json& into, const nlohmann::json& from) {
 
 MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
                          const std::vector<FilterRule>& filters,
-                         const std::vector<StepOutput>& steps) {
+                         const std::vector<StepOutput>& steps,
+                         const std::vector<ScoredStep>& scored) {
   MergeResult result;
+  result.scores.resize(scored.size());
+  result.error_examples = nlohmann::json::object();
+  bool any_evaluator = false;
+  for (const auto& s : scored) {
+    if (s.is_filter && s.filter_index >= filters.size())
+      throw std::invalid_argument("merge_shards: a scored filter has no sims column");
+    any_evaluator = any_evaluator || !s.is_filter;
+  }
   result.shard_totals = nlohmann::json::object();
   result.per_rank = nlohmann::json::object();
   const size_t columns = filters.size();
@@ -168,6 +246,31 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
         else
           ++result.filters[f].dropped;
       }
+      // Score statistics of the operators this row reached (drop = the filter that dropped it).
+      nlohmann::json parsed;
+      bool parsed_ok = false;
+      if (any_evaluator) {
+        parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        parsed_ok = parsed.is_object();
+      }
+      for (size_t k = 0; k < scored.size(); ++k) {
+        const ScoredStep& step = scored[k];
+        if (drop < step.filter_index) continue;  // dropped before reaching this operator
+        if (step.is_filter) {
+          const float sim = sims[r + step.filter_index];
+          if (std::signbit(sim))
+            ++result.scores[k].bad_rows;
+          else
+            result.scores[k].add(sim);
+        } else {
+          const auto score =
+              parsed_ok ? row_score(parsed, step.output_key) : std::optional<double>();
+          if (!score || *score == 0.0)
+            ++result.scores[k].bad_rows;
+          else
+            result.scores[k].add(*score);
+        }
+      }
       if (drop == columns) {
         output.write(line);
         output.write("\n", 1);
@@ -195,6 +298,16 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       errors.write(line);
       errors.write("\n", 1);
       ++result.error_records;
+      const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (record.is_object()) {
+        const auto it = record.find("reason");
+        const std::string reason =
+            it != record.end() && it->is_string() ? it->get<std::string>() : "unknown";
+        auto& examples = result.error_examples[reason];
+        if (!examples.is_array()) examples = nlohmann::json::array();
+        if (examples.size() < static_cast<size_t>(MergeResult::kErrorExamples))
+          examples.push_back(record);
+      }
     }
   }
   output.commit();
