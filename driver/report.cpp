@@ -202,14 +202,14 @@ std::string throughput_section(const json& s) {
     const double width = 720, height = 160, left = 50, bottom = 24, top = 10;
     const double plot_w = width - left - 10, plot_h = height - bottom - top;
     const double bw = plot_w / lines.size();
-    o << "<svg class=timeline width=" << width << " height=" << height << " viewBox=\"0 0 "
-      << width << ' ' << height << "\" role=img aria-label=\"lines per second over time\">";
+    o << "<svg class=timeline width=" << width << " height=" << height << " viewBox=\"0 0 " << width
+      << ' ' << height << "\" role=img aria-label=\"lines per second over time\">";
     for (size_t i = 0; i < lines.size(); ++i) {
       const double rate = lines[i].is_number() ? lines[i].get<double>() / interval : 0.0;
       const double h = plot_h * rate / max_rate;
       o << "<rect class=rate x=\"" << fmt(left + i * bw) << "\" y=\"" << fmt(top + plot_h - h)
-        << "\" width=\"" << fmt(std::max(0.5, bw - 0.5)) << "\" height=\"" << fmt(h)
-        << "\"><title>" << fmt(i * interval) << " s: " << fmt(rate) << " lines/s</title></rect>";
+        << "\" width=\"" << fmt(std::max(0.5, bw - 0.5)) << "\" height=\"" << fmt(h) << "\"><title>"
+        << fmt(i * interval) << " s: " << fmt(rate) << " lines/s</title></rect>";
     }
     o << "<line class=axis x1=" << left << " y1=" << top + plot_h << " x2=" << left + plot_w
       << " y2=" << top + plot_h << " />";
@@ -250,8 +250,7 @@ std::string models_section(const json& s) {
     o << "<tr><td>" << html_escape(text(m, "operator")) << "</td><td class=path>"
       << html_escape(text(m, "model_name")) << "</td><td class=path>"
       << html_escape(text(m, "resolved_path"));
-    if (field(m, "weights_file").is_string())
-      o << "<br>" << html_escape(text(m, "weights_file"));
+    if (field(m, "weights_file").is_string()) o << "<br>" << html_escape(text(m, "weights_file"));
     o << "</td><td>" << html_escape(text(m, "format")) << "</td><td>"
       << html_escape(text(m, "device")) << "</td><td>" << html_escape(text(m, "precision"))
       << "</td></tr>";
@@ -300,8 +299,8 @@ std::string render_report(const nlohmann::json& s) {
   o << "<table class=counts><tr><th>lines</th><th>rows in</th><th>rows out</th><th>error "
        "records</th><th>blank lines</th><th>captions truncated</th><th>shards (this run / "
        "total)</th></tr><tr>";
-  for (const char* key : {"lines", "rows_in", "rows_out", "error_records", "blank_lines",
-                          "captions_truncated"})
+  for (const char* key :
+       {"lines", "rows_in", "rows_out", "error_records", "blank_lines", "captions_truncated"})
     o << "<td class=n>" << count(number(s, key)) << "</td>";
   const json& shards = field(s, "shards");
   o << "<td class=n>" << count(number(shards, "finished_this_run")) << " / "

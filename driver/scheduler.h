@@ -47,8 +47,8 @@ struct ScheduleResult {
   std::vector<int64_t> unfinished;  // shards of `todo` not finished (stopped by a signal)
   double seconds = 0.0;
   std::map<int, int64_t> shards_per_rank;
-  Timeline timeline;                   // from kProgress / kFinished messages
-  std::map<int, RankActivity> ranks;   // ranks that finished at least one shard
+  Timeline timeline;                  // from kProgress / kFinished messages
+  std::map<int, RankActivity> ranks;  // ranks that finished at least one shard
 };
 
 // A worker reported a failure or stopped answering: names the rank and what it was doing.

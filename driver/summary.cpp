@@ -6,7 +6,6 @@
 
 #include "driver/report.h"
 #include "models/clip/model_loader.h"
-
 #include "shard/atomic_file.h"
 #include "shard/cache/embedding_cache_merge.h"
 #include "shard/merge.h"
@@ -48,7 +47,9 @@ nlohmann::json models_used(const RunConfig& config) {
     const std::string device = op.device.empty() ? config.device : op.device;
     m["device"] = device;
     // ModelRequest's default precision: fp16 on CUDA, fp32 on CPU.
-    m["precision"] = device == "cpu" ? "fp32" : device == "cuda" ? "fp16" : "fp32 on CPU, fp16 on CUDA";
+    m["precision"] = device == "cpu"    ? "fp32"
+                     : device == "cuda" ? "fp16"
+                                        : "fp32 on CPU, fp16 on CUDA";
     models.push_back(m);
   }
   return models;
@@ -57,11 +58,11 @@ nlohmann::json models_used(const RunConfig& config) {
 nlohmann::json ranks_this_run(const ScheduleResult& schedule) {
   nlohmann::json ranks = nlohmann::json::object();
   for (const auto& [rank, a] : schedule.ranks)
-    ranks[std::to_string(rank)] = {{"shards", a.shards},
-                                   {"lines", a.lines},
-                                   {"busy_seconds", a.busy_seconds},
-                                   {"lines_per_second", a.busy_seconds > 0 ? a.lines / a.busy_seconds
-                                                                          : 0.0}};
+    ranks[std::to_string(rank)] = {
+        {"shards", a.shards},
+        {"lines", a.lines},
+        {"busy_seconds", a.busy_seconds},
+        {"lines_per_second", a.busy_seconds > 0 ? a.lines / a.busy_seconds : 0.0}};
   return ranks;
 }
 

@@ -78,9 +78,8 @@ void ScoreStats::add(double score) {
 
 double ScoreStats::quantile(double q) const {
   if (count == 0) return std::nan("");
-  const int64_t rank =
-      std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * static_cast<double>(count))), 1,
-                          count);
+  const int64_t rank = std::clamp<int64_t>(
+      static_cast<int64_t>(std::ceil(q * static_cast<double>(count))), 1, count);
   if (rank == 1) return min;  // the ends are exact
   if (rank == count) return max;
   int64_t seen = 0;
@@ -108,7 +107,19 @@ nlohmann::json ScoreStats::to_json(int display_bins, double mark) const {
   }
   display_bins = std::max(1, display_bins);
   const int width = std::max(1, (hi - lo + display_bins - 1) / display_bins);
-  const int n = (hi - lo + width - 1) / width;
+  int n = (hi - lo + width - 1) / width;
+  if (std::isfinite(mark)) {
+    // Start a display bin at the mark, so that each bin is wholly kept or wholly dropped (to the
+    // fine resolution); this may cost one more bin.
+    const int m = fine_bin(mark);
+    int aligned = m - (m - lo + width - 1) / width * width;
+    if (aligned < 0) aligned = m % width;
+    const int aligned_n = (hi - aligned + width - 1) / width;
+    if (aligned + aligned_n * width <= kFineBins) {
+      lo = aligned;
+      n = aligned_n;
+    }
+  }
   if (lo + n * width > kFineBins) lo = kFineBins - n * width;
   std::vector<int64_t> counts(n, 0);
   for (int b = lo; b < lo + n * width; ++b) counts[(b - lo) / width] += fine[b];

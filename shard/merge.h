@@ -55,7 +55,8 @@ struct ScoreStats {
   // {"count", "bad_rows", "min", "max", "mean", "quantiles": {"p1": ..., "p99": ...},
   //  "histogram": {"lo", "hi", "counts": [display_bins]}}. The histogram spans [lo, hi]: the
   // range of the scores widened to include `mark` (a threshold or cutoff, if finite) and
-  // snapped to fine bins, so every count is exact. Empty distributions give count 0 and no
+  // snapped to fine bins, so every count is exact; a bin starts at the mark's fine bin (so one
+  // more bin than display_bins may be needed). Empty distributions give count 0 and no
   // quantiles or histogram.
   nlohmann::json to_json(int display_bins = 50, double mark = std::nan("")) const;
 };
@@ -82,8 +83,8 @@ struct MergeResult {
   int64_t rows_out = 0;
   int64_t error_records = 0;
   std::vector<FilterOutcome> filters;
-  nlohmann::json shard_totals;  // sum of the numeric fields of every shard's done file
-  nlohmann::json per_rank;      // rank -> sums of that rank's shards
+  nlohmann::json shard_totals;     // sum of the numeric fields of every shard's done file
+  nlohmann::json per_rank;         // rank -> sums of that rank's shards
   std::vector<ScoreStats> scores;  // one per ScoredStep given to merge_shards
   // reason -> up to kErrorExamples error records (first in input order), for the report.
   nlohmann::json error_examples;

@@ -234,3 +234,30 @@ def test_operators_through_storage_match_a_direct_run(binary, dataset, tmp_path,
     pipeline = clipshard.run(pipeline_config(data, tmp_path / "direct01", threshold=0.1), binary)
     assert frames.written.index == [r["id"] for r in pipeline.rows()]
     assert all("clip_score" not in r for r in frames.written.rows)
+
+
+def test_installs_offline_into_a_venv(tmp_path):
+    """The documented command: a venv over Debian's packages, pip without network or build
+    isolation (on a copy, so the source tree gets no build/ or egg-info)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not sys.executable.startswith("/usr/bin/"):
+        pytest.skip("needs Debian's /usr/bin/python3 (python3-venv, python3-pip)")
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[1], src,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests"))
+    venv = tmp_path / "v"
+    made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"python3 -m venv unavailable (install python3-venv): {made.stderr[-300:]}")
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--no-index", "--no-build-isolation",
+                    "-q", str(src)], check=True, capture_output=True, text=True)
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "import clipshard; print(clipshard.__file__)"],
+                         cwd=tmp_path, check=True, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}).stdout
+    assert out.startswith(str(venv)), out

@@ -63,6 +63,12 @@ TEST(ScoreStats, HistogramRangeIncludesTheMark) {
   for (double v : {0.6, 0.61, 0.62}) stats.add(v);
   const auto j = stats.to_json(10, 0.25);
   EXPECT_LE(j["histogram"]["lo"].get<double>(), 0.25);
+  // A bin edge falls on the mark (to the fine resolution): bins are wholly below or above it.
+  const double lo = j["histogram"]["lo"], hi = j["histogram"]["hi"];
+  const size_t n = j["histogram"]["counts"].size();
+  EXPECT_LE(n, 11u);
+  const double edge = (0.25 - lo) / ((hi - lo) / n);
+  EXPECT_NEAR(edge, std::round(edge), n * 2.0 / ScoreStats::kFineBins / (hi - lo));
   EXPECT_EQ(ScoreStats().to_json().dump(), R"({"bad_rows":0,"count":0})");
   EXPECT_TRUE(std::isnan(ScoreStats().quantile(0.5)));
 }
@@ -79,8 +85,7 @@ TEST(MergeStats, BadRowsAreCountedApartAndDroppedRowsDoNotReachLaterOperators) {
               R"({"manifest":"m","line":3,"reason":"file_not_found","message":"<img>"})"
               "\n");
   const std::vector<ScoredStep> scored = {{false, 0, "s"}, {true, 0, ""}, {false, 1, "t"}};
-  const auto result =
-      merge_shards(dir, 1, {{"ImageClipFilter", 0.3, std::nullopt}}, {}, scored);
+  const auto result = merge_shards(dir, 1, {{"ImageClipFilter", 0.3, std::nullopt}}, {}, scored);
   EXPECT_EQ(read_file(dir.output()), "{\"s\":0.7,\"t\":0.8}\n{\"s\":0.9,\"t\":0.4}\n");
   ASSERT_EQ(result.scores.size(), 3u);
   EXPECT_EQ(result.scores[0].count, 3);
@@ -115,7 +120,9 @@ TEST(MergeStats, ErrorExamplesAreBoundedPerReason) {
   RunDirectory dir(tmp.path() / "run");
   std::string errors;
   for (int i = 0; i < 10; ++i)
-    errors += R"({"manifest":"m","line":)" + std::to_string(i) + R"(,"reason":"bad_json"})" "\n";
+    errors += R"({"manifest":"m","line":)" + std::to_string(i) +
+              R"(,"reason":"bad_json"})"
+              "\n";
   errors += "not json\n";
   write_shard(dir, 0, {}, {}, errors);
   const auto result = merge_shards(dir, 1, {});
