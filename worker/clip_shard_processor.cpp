@@ -348,8 +348,9 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     }
     // Batches of similar lengths: a batch is padded to its longest caption, so sorting by length
     // (ties in first-appearance order) removes most of the padding the text tower would compute.
-    std::stable_sort(todo.begin(), todo.end(),
-                     [&](size_t a, size_t b) { return texts[a].ids.size() < texts[b].ids.size(); });
+    std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) {
+      return texts[a].ids.size() < texts[b].ids.size();
+    });
     for (size_t b0 = 0; b0 < todo.size(); b0 += batch_size) {
       const size_t b1 = std::min(todo.size(), b0 + batch_size);
       size_t longest = 1;
