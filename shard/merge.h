@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shard/run_directory.h"
@@ -97,6 +98,11 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
                          const std::vector<FilterRule>& filters,
                          const std::vector<StepOutput>& steps = {},
                          const std::vector<ScoredStep>& scored = {});
+
+// The number under top-level `key` of the JSON object `line` (nullopt when the line is not an
+// object, the key is absent or its value is not a number), without parsing the whole row. Agrees
+// with nlohmann::json (keys compared after unescaping, the last duplicate wins).
+std::optional<double> top_level_number(std::string_view line, const std::string& key);
 
 // Adds the numbers of `from` into `into`, recursing into objects (missing keys are created).
 void add_counters(nlohmann::json& into, const nlohmann::json& from);

@@ -134,3 +134,36 @@ TEST(MergeStats, ErrorExamplesAreBoundedPerReason) {
 
 }  // namespace
 }  // namespace clipshard
+
+namespace clipshard {
+namespace {
+
+TEST(TopLevelNumber, AgreesWithAFullParse) {
+  const std::vector<std::string> lines = {
+      R"({"a":1,"s":0.625})",
+      R"({"s":0.5,"a":{"s":7}})",
+      R"({"a":{"s":7},"b":["s",{"s":8}],"c":"\"s\":9"})",  // only nested / quoted "s"
+      R"({"a":"x\\","s":-1.5e-3})",
+      R"( { "s" : 0.25 , "t" : true } )",
+      R"({"s":"0.5"})",
+      R"({"s":null})",
+      R"({"s":[1]})",
+      R"({"\u0073":0.75})",  // escaped key: "s" after unescaping
+      R"({"s":1,"s":2})",    // last duplicate wins
+      R"({})",
+      R"([{"s":1}])",
+      R"({"s":1)",
+      "not json",
+      R"({"sx":1,"x":{"s":{"s":3}},"s":0})",
+  };
+  for (const auto& line : lines) {
+    const auto parsed = nlohmann::json::parse(line, nullptr, false);
+    std::optional<double> expected;
+    if (parsed.is_object() && parsed.contains("s") && parsed["s"].is_number())
+      expected = parsed["s"].get<double>();
+    EXPECT_EQ(top_level_number(line, "s"), expected) << line;
+  }
+}
+
+}  // namespace
+}  // namespace clipshard
