@@ -118,6 +118,8 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
   }
   const nlohmann::json summary = merge_and_summarize(*d.dir, d.plan, config, schedule);
   log << "clipshard: finished: " << summary_line(summary) << std::endl;
+  for (const auto& line : summary_operator_lines(summary))
+    log << "clipshard:   " << line << std::endl;
   return kExitOk;
 }
 

@@ -1,5 +1,6 @@
 #include "driver/scheduler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -32,9 +33,25 @@ struct Busy {
   int64_t shard = -1;
   int64_t lines_done = 0;
   Clock::time_point last_heard;
+  Clock::time_point assigned;
 };
 
 }  // namespace
+
+void Timeline::add(double seconds_since_start, int64_t count) {
+  if (count <= 0) return;
+  const double t = std::max(0.0, seconds_since_start);
+  size_t index = static_cast<size_t>(t / interval_s);
+  while (index >= kMaxPoints) {
+    std::vector<int64_t> merged((lines.size() + 1) / 2, 0);
+    for (size_t i = 0; i < lines.size(); ++i) merged[i / 2] += lines[i];
+    lines = std::move(merged);
+    interval_s *= 2;
+    index = static_cast<size_t>(t / interval_s);
+  }
+  if (lines.size() <= index) lines.resize(index + 1, 0);
+  lines[index] += count;
+}
 
 std::string encode_assignment(const ShardPlan& plan, int64_t shard_id) {
   const ShardTask t = make_shard_task(plan, shard_id);
@@ -120,7 +137,7 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
         } else {
           const int64_t id = queue.front();
           queue.pop_front();
-          busy[from] = {id, 0, now};
+          busy[from] = {id, 0, now, now};
           transport.send(from, {MessageType::kAssign, 0, id, 0, encode_assignment(plan, id)});
         }
         break;
@@ -128,19 +145,34 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
       case MessageType::kProgress: {
         auto it = busy.find(from);
         if (it != busy.end()) {
-          it->second.lines_done = message->value;
+          result.timeline.add(std::chrono::duration<double>(now - start).count(),
+                              message->value - it->second.lines_done);
+          it->second.lines_done = std::max(it->second.lines_done, message->value);
           it->second.last_heard = now;
         }
         break;
       }
       case MessageType::kFinished: {
         const int64_t id = message->shard;
-        busy.erase(from);
+        const auto it = busy.find(from);
         if (unfinished.erase(id)) {
+          const int64_t lines = plan.shards.at(id).line_count;
           ++result.shards_finished;
-          result.lines_finished += plan.shards.at(id).line_count;
+          result.lines_finished += lines;
           ++result.shards_per_rank[from];
+          RankActivity& activity = result.ranks[from];
+          ++activity.shards;
+          activity.lines += lines;
+          if (it != busy.end()) {
+            activity.busy_seconds +=
+                std::chrono::duration<double>(now - it->second.assigned).count();
+            result.timeline.add(std::chrono::duration<double>(now - start).count(),
+                                lines - it->second.lines_done);
+          } else {
+            result.timeline.add(std::chrono::duration<double>(now - start).count(), lines);
+          }
         }
+        if (it != busy.end()) busy.erase(it);
         break;
       }
       case MessageType::kInterrupted: {

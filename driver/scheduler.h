@@ -23,6 +23,23 @@ struct SchedulerOptions {
   std::ostream* log = nullptr;        // progress lines (stderr by default)
 };
 
+// Lines finished over time, bounded: at most kMaxPoints intervals of interval_s seconds from the
+// start of the run; when a line lands past the last one, neighbouring intervals are merged in
+// pairs and interval_s doubles (so a run of any length keeps <= kMaxPoints numbers).
+struct Timeline {
+  static constexpr size_t kMaxPoints = 240;
+  double interval_s = 1.0;
+  std::vector<int64_t> lines;  // lines finished in [i * interval_s, (i + 1) * interval_s)
+  void add(double seconds_since_start, int64_t count);
+};
+
+// What one worker rank did in this run.
+struct RankActivity {
+  int64_t shards = 0;
+  int64_t lines = 0;
+  double busy_seconds = 0.0;  // from each assignment to its kFinished
+};
+
 struct ScheduleResult {
   bool complete = false;            // every shard of `todo` finished
   int64_t shards_finished = 0;      // in this run
@@ -30,6 +47,8 @@ struct ScheduleResult {
   std::vector<int64_t> unfinished;  // shards of `todo` not finished (stopped by a signal)
   double seconds = 0.0;
   std::map<int, int64_t> shards_per_rank;
+  Timeline timeline;                  // from kProgress / kFinished messages
+  std::map<int, RankActivity> ranks;  // ranks that finished at least one shard
 };
 
 // A worker reported a failure or stopped answering: names the rank and what it was doing.

@@ -1,20 +1,88 @@
 #include "driver/summary.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
+#include "driver/report.h"
+#include "models/clip/model_loader.h"
 #include "shard/atomic_file.h"
 #include "shard/cache/embedding_cache_merge.h"
 #include "shard/merge.h"
 
 namespace clipshard {
 
+namespace {
+
+// "huggingface-dir" etc. (model_format_name's names) as far as the driver can tell without
+// reading the weights (the workers load them); "checkpoint" when only the loader can tell.
+std::string guess_model_format(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    if (std::filesystem::exists(path / "config.json", ec)) return "huggingface-dir";
+    return "checkpoint directory";
+  }
+  const std::string ext = path.extension().string();
+  if (ext == ".safetensors") return "huggingface-file";
+  return "checkpoint";
+}
+
+nlohmann::json models_used(const RunConfig& config) {
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& op : config.pipeline) {
+    nlohmann::json m = {{"operator", operator_name(op.kind)}, {"model_name", op.model_name}};
+    try {
+      const auto path = resolve_model_path(op.model_name, config.models_dir);
+      m["resolved_path"] = path.string();
+      m["format"] = guess_model_format(path);
+      if (std::filesystem::is_directory(path)) {
+        if (const auto ckpt = find_checkpoint_in_dir(path);
+            ckpt && m["format"] != "huggingface-dir")
+          m["weights_file"] = ckpt->string();
+      }
+    } catch (const std::exception& e) {
+      m["resolved_path"] = nullptr;  // resolved at the start of the run; gone since
+      m["error"] = e.what();
+    }
+    const std::string device = op.device.empty() ? config.device : op.device;
+    m["device"] = device;
+    // ModelRequest's default precision: fp16 on CUDA, fp32 on CPU.
+    m["precision"] = device == "cpu"    ? "fp32"
+                     : device == "cuda" ? "fp16"
+                                        : "fp32 on CPU, fp16 on CUDA";
+    models.push_back(m);
+  }
+  return models;
+}
+
+nlohmann::json ranks_this_run(const ScheduleResult& schedule) {
+  nlohmann::json ranks = nlohmann::json::object();
+  for (const auto& [rank, a] : schedule.ranks)
+    ranks[std::to_string(rank)] = {
+        {"shards", a.shards},
+        {"lines", a.lines},
+        {"busy_seconds", a.busy_seconds},
+        {"lines_per_second", a.busy_seconds > 0 ? a.lines / a.busy_seconds : 0.0}};
+  return ranks;
+}
+
+std::string format_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
 nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& plan,
                                    const RunConfig& config, const ScheduleResult& schedule) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<FilterRule> filters;
-  for (const auto& op : config.pipeline)
+  std::vector<ScoredStep> scored;  // one per pipeline operator
+  for (const auto& op : config.pipeline) {
+    scored.push_back({op.is_filter(), filters.size(), op.is_filter() ? "" : op.output_key});
     if (op.is_filter()) filters.push_back({operator_name(op.kind), op.threshold, op.top_fraction});
+  }
   const int64_t shard_count = static_cast<int64_t>(plan.shards.size());
   std::vector<StepOutput> steps;
   if (config.has_step_files) {
@@ -32,7 +100,7 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
       steps.push_back(step);
     }
   }
-  const MergeResult merged = merge_shards(dir, shard_count, filters, steps);
+  const MergeResult merged = merge_shards(dir, shard_count, filters, steps, scored);
 
   int64_t embedding_parts = 0;
   if (config.embedding_cache.enabled) {
@@ -50,15 +118,24 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
   const auto& totals = merged.shard_totals;
   nlohmann::json operators = nlohmann::json::array();
   size_t filter_index = 0;
-  for (const auto& op : config.pipeline) {
+  for (size_t n = 0; n < config.pipeline.size(); ++n) {
+    const auto& op = config.pipeline[n];
     nlohmann::json o = to_fingerprint_json(op);
+    const ScoreStats& stats = merged.scores.at(n);
+    double mark = std::nan("");
     if (op.is_filter()) {
       const FilterOutcome& f = merged.filters.at(filter_index++);
       o["rows_in"] = f.rows_in;
       o["kept"] = f.kept;
       o["dropped"] = f.dropped;
-      o["effective_threshold"] = f.effective_threshold;
+      // JSON has no infinity: a top_fraction that keeps nothing has no cutoff.
+      o["effective_threshold"] =
+          std::isfinite(f.effective_threshold) ? nlohmann::json(f.effective_threshold) : nullptr;
+      if (std::isfinite(f.effective_threshold)) mark = f.effective_threshold;
+    } else {
+      o["rows_in"] = stats.count + stats.bad_rows;
     }
+    o["scores"] = stats.to_json(kReportHistogramBins, mark);
     operators.push_back(o);
   }
   const int64_t lines_done = schedule.lines_finished;
@@ -94,8 +171,14 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
         {"merge_seconds", merge_seconds},
         {"worker_seconds", totals.value("seconds", nlohmann::json::object())}}},
       {"ranks", merged.per_rank},
+      {"ranks_this_run", ranks_this_run(schedule)},
+      {"timeline",
+       {{"interval_s", schedule.timeline.interval_s}, {"lines", schedule.timeline.lines}}},
+      {"error_examples", merged.error_examples},
+      {"models", models_used(config)},
   };
   write_file_atomically(dir.summary(), summary.dump(2) + "\n");
+  write_file_atomically(dir.root() / "report.html", render_report(summary));
   return summary;
 }
 
@@ -109,6 +192,40 @@ std::string summary_line(const nlohmann::json& s) {
                 s["timing"].value("lines_per_second_this_run", 0.0),
                 (s.value("run_dir", std::string()) + "/output.jsonl").c_str());
   return line;
+}
+
+std::vector<std::string> summary_operator_lines(const nlohmann::json& s) {
+  std::vector<std::string> lines;
+  if (!s.contains("operators") || !s["operators"].is_array()) return lines;
+  for (const auto& o : s["operators"]) {
+    const std::string name = o.value("operator", std::string("?"));
+    const nlohmann::json scores = o.value("scores", nlohmann::json::object());
+    const int64_t bad = scores.value("bad_rows", int64_t{0});
+    std::string line = name;
+    if (o.contains("kept")) {
+      line += " kept " + std::to_string(o.value("kept", int64_t{0})) + " of " +
+              std::to_string(o.value("rows_in", int64_t{0})) + " rows, dropped " +
+              std::to_string(o.value("dropped", int64_t{0}));
+      const auto& cut = o.contains("effective_threshold") ? o["effective_threshold"] : nullptr;
+      if (o.contains("top_fraction") && o["top_fraction"].is_number()) {
+        line += " (top_fraction " + format_number(o["top_fraction"].get<double>()) + ": cutoff " +
+                (cut.is_number() ? format_number(cut.get<double>()) : std::string("none")) + ")";
+      } else {
+        line += " (threshold " + format_number(o.value("threshold", 0.0)) + ")";
+      }
+      if (bad > 0) line += ", " + std::to_string(bad) + " of them bad rows";
+    } else {
+      line += " scored " + std::to_string(o.value("rows_in", int64_t{0})) + " rows";
+      if (bad > 0) line += " (" + std::to_string(bad) + " bad, score 0)";
+    }
+    if (scores.contains("quantiles")) {
+      const auto& q = scores["quantiles"];
+      line += "; scores p5 " + format_number(q.value("p5", 0.0)) + ", median " +
+              format_number(q.value("p50", 0.0)) + ", p95 " + format_number(q.value("p95", 0.0));
+    }
+    lines.push_back(line);
+  }
+  return lines;
 }
 
 }  // namespace clipshard

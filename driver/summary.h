@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "driver/run_config.h"
 #include "driver/scheduler.h"
@@ -12,11 +13,20 @@
 
 namespace clipshard {
 
-// Merges every finished shard of `plan` and writes summary.json; returns the summary.
+// Display bins of each operator's score histogram in summary.json and report.html.
+inline constexpr int kReportHistogramBins = 50;
+
+// Merges every finished shard of `plan`, writes summary.json and report.html (driver/report.h);
+// returns the summary.
 nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& plan,
                                    const RunConfig& config, const ScheduleResult& schedule);
 
 // One line for logs: "N rows in, M out, E errors, X rows/s".
 std::string summary_line(const nlohmann::json& summary);
+
+// One line per pipeline operator, e.g. "ImageClipFilter kept 2 of 10 rows, dropped 8 (threshold
+// 0.25); scores p5 0.1, median 0.2, p95 0.3" or "ImageCLIPEvaluator scored 10 rows (1 bad, score
+// 0); ...". Tolerates a summary without the per-operator fields (no lines for them).
+std::vector<std::string> summary_operator_lines(const nlohmann::json& summary);
 
 }  // namespace clipshard
