@@ -178,7 +178,7 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
       {"models", models_used(config)},
   };
   write_file_atomically(dir.summary(), summary.dump(2) + "\n");
-  write_file_atomically(dir.root() / "report.html", render_report(summary));
+  write_file_atomically(dir.report(), render_report(summary));
   return summary;
 }
 

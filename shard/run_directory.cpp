@@ -60,7 +60,8 @@ int64_t RunDirectory::remove_stale_temp_files() const {
 void RunDirectory::clear_for_restart() const {
   std::error_code ec;
   std::filesystem::remove_all(parts(), ec);
-  for (const auto& p : {state(), output(), errors(), summary()}) std::filesystem::remove(p, ec);
+  for (const auto& p : {state(), output(), errors(), summary(), report()})
+    std::filesystem::remove(p, ec);
   std::filesystem::create_directories(parts(), ec);
   if (ec) throw std::runtime_error("cannot reset run directory " + root_.string());
 }

@@ -29,6 +29,7 @@ class RunDirectory {
   std::filesystem::path output() const { return root_ / "output.jsonl"; }
   std::filesystem::path errors() const { return root_ / "errors.jsonl"; }
   std::filesystem::path summary() const { return root_ / "summary.json"; }
+  std::filesystem::path report() const { return root_ / "report.html"; }
   std::filesystem::path embeddings() const { return root_ / "embeddings.h5"; }
   std::filesystem::path state() const { return root_ / "state.json"; }
   std::filesystem::path lock() const { return root_ / "run.lock"; }

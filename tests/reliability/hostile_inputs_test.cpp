@@ -404,8 +404,9 @@ TEST(HostileInputs, EveryLineIsAccountedForWithTheRightReason) {
   std::set<std::string> top;
   for (const auto& e : fs::directory_iterator(tmp.path() / "run"))
     top.insert(e.path().filename().string());
-  EXPECT_EQ(top, (std::set<std::string>{"output.jsonl", "errors.jsonl", "summary.json",
-                                        "embeddings.h5", "state.json", "run.lock", "parts"}));
+  EXPECT_EQ(top,
+            (std::set<std::string>{"output.jsonl", "errors.jsonl", "summary.json", "report.html",
+                                   "embeddings.h5", "state.json", "run.lock", "parts"}));
 
   // The summary's counts agree with the corpus.
   const auto summary = nlohmann::json::parse(read_file(tmp.path() / "run" / "summary.json"));
