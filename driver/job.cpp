@@ -32,19 +32,19 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   // it looked); loading and checking the weights happens on the workers.
   for (const auto& op : config.pipeline) resolve_model_path(op.model_name, config.models_dir);
   DriverSide d;
-  const auto manifests = expand_manifest_inputs(config.inputs);
+  const auto inputs = expand_inputs(config.inputs);
   d.dir = std::make_unique<RunDirectory>(config.output_dir);
   d.lock = std::make_unique<RunLock>(d.dir->lock());
   d.dir->remove_stale_temp_files();  // left by a killed run; nothing writes here before we start
-  d.plan = plan_shards(manifests, config.lines_per_shard);
+  d.plan = plan_shards(inputs, config.lines_per_shard);
   if (options.restart) d.dir->clear_for_restart();
   const RunIdentity identity{result_fingerprint(config), manifest_fingerprints(d.plan),
                              config.lines_per_shard, static_cast<int64_t>(d.plan.shards.size())};
   d.resumed = check_or_write_state(*d.dir, identity) == StateCheck::kResume;
   for (const auto& s : d.plan.shards)
     if (!d.dir->shard_done(s.id)) d.todo.push_back(s.id);
-  log << "clipshard: " << d.plan.total_lines() << " lines in " << d.plan.manifests.size()
-      << " manifest(s), " << d.plan.shards.size() << " shards";
+  log << "clipshard: " << d.plan.total_lines() << " lines/samples in " << d.plan.manifests.size()
+      << " input(s), " << d.plan.shards.size() << " shards";
   if (d.resumed)
     log << "; resuming: " << d.plan.shards.size() - d.todo.size() << " shards already finished";
   log << std::endl;

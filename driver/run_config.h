@@ -24,7 +24,7 @@ struct StepFilesConfig {
 };
 
 struct RunConfig {
-  std::vector<std::string> inputs;  // "input": JSONL manifests, paths or glob patterns
+  std::vector<std::string> inputs;  // "input": manifests and .tar shards (paths, globs, braces)
   std::string output_dir;           // the run directory (required)
   std::string image_root;           // "" = relative image paths are relative to the manifest
   bool enforce_image_root = false;  // refuse absolute paths and paths leaving image_root
