@@ -13,6 +13,7 @@
 #include "shard/atomic_file.h"
 #include "shard/merge.h"
 #include "shard/run_directory.h"
+#include "shard/webdataset_output.h"
 
 namespace clipshard {
 
@@ -72,6 +73,17 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
     return kExitInterrupted;
   }
   const nlohmann::json summary = merge_and_summarize(*d.dir, d.plan, config, schedule);
+  if (!config.webdataset_output.empty()) {
+    // After the merge, from output.jsonl: a run killed here redoes the merge and these tars,
+    // with the same bytes, when it is run again.
+    std::vector<std::string> score_keys;
+    for (const auto& op : config.pipeline)
+      if (!op.is_filter()) score_keys.push_back(op.output_key);
+    const int64_t samples =
+        write_webdataset_outputs(d.plan, d.dir->output(), config.webdataset_output, score_keys);
+    log << "clipshard: webdataset_output: " << samples << " samples written to "
+        << config.webdataset_output << std::endl;
+  }
   log << "clipshard: finished: " << summary_line(summary) << std::endl;
   return kExitOk;
 }

@@ -40,6 +40,7 @@ struct RunConfig {
   EmbeddingCacheConfig embedding_cache;
   bool has_step_files = false;
   StepFilesConfig step_files;          // write DataFlow-MM style per-step files too
+  std::string webdataset_output;       // "" = off; else a folder for filtered copies of the tars
   double progress_interval_s = 10.0;   // progress line period on stderr (0 = off)
   double worker_timeout_s = 1800.0;    // a busy worker silent this long aborts the job
   std::vector<OperatorSpec> pipeline;  // at least one step

@@ -225,7 +225,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         ro.key = op.image_key;
         std::string image_value;
         if (ro.status.ok() && !line.from_tar)
-          ro.status = get_string_field(row.object, op.image_key, &image_value);
+          ro.status = get_string_field(row.object, pick_key_alternative(row.object, op.image_key),
+                                       &image_value);
         if (ro.status.ok()) {
           ro.status = get_string_field(row.object, op.text_key, &caption);
           ro.key = op.text_key;

@@ -47,6 +47,18 @@ RowStatus read_image_bytes(const ImageRef& ref, const ImageSourceOptions& option
   return read_tar_member(ref.path, ref.offset, ref.size, options.max_file_bytes, bytes);
 }
 
+std::string pick_key_alternative(const Json& row, const std::string& key) {
+  if (row.contains(key) || key.find(';') == std::string::npos) return key;
+  size_t start = 0;
+  for (;;) {
+    const size_t semicolon = key.find(';', start);
+    const std::string alternative = key.substr(start, semicolon - start);
+    if (row.contains(alternative)) return alternative;
+    if (semicolon == std::string::npos) return key;
+    start = semicolon + 1;
+  }
+}
+
 RowStatus find_tar_image(const Json& row, const std::string& key, const std::filesystem::path& tar,
                          const std::vector<std::string>& skipped, ImageRef* ref) {
   size_t start = 0;

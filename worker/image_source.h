@@ -45,6 +45,11 @@ RowStatus read_image_bytes(const std::filesystem::path& path, const ImageSourceO
 RowStatus read_image_bytes(const ImageRef& ref, const ImageSourceOptions& options,
                            std::vector<uint8_t>* bytes);
 
+// The key of `row` that `key` names: `key` itself when the row has it, else the first of its
+// ';'-separated alternatives the row has ("jpg;png;webp"), else `key` (so that the row's
+// missing_key error names what was asked for).
+std::string pick_key_alternative(const Json& row, const std::string& key);
+
 // The image of a tar row (shard/row_source.h) under `key`, which may list alternatives the way
 // WebDataset does ("jpg;png;webp": the first the sample has). kMissingKey naming the sample's
 // skipped non-file members (`skipped`, "jpg (symlink)") when it has none of them.

@@ -10,6 +10,7 @@
 #include "shard/row_source.h"
 #include "shard/shard_plan.h"
 #include "shard/tar_reader.h"
+#include "shard/webdataset_output.h"
 
 namespace clipshard {
 namespace {
@@ -185,6 +186,49 @@ TEST(TarPlan, ShardsOfSamplesReadFromTheirOffset) {
   // The header hash changes when a member is renamed, even with the same size.
   const ShardPlan again = plan_shards(std::vector<std::filesystem::path>{tar}, 4);
   EXPECT_EQ(again.manifests[0].hash, plan.manifests[0].hash);
+}
+
+// Filtered tar output: only the samples with a row in output.jsonl, a .json created where the
+// sample had none, the second of two samples with the same key told apart by its image offset,
+// and a tar that Python's tarfile reads back.
+TEST(WebdatasetOutput, KeptSamplesCopiedWithScores) {
+  testing::TempDir tmp;
+  make_tars("hostile " + tmp.path().string() + " " +
+            (testing::fixtures() / "images/photo_640x480.jpg").string());
+  const auto tar = tmp.path() / "members.tar";
+  const ShardPlan plan =
+      plan_shards(std::vector<InputFile>{{tar, "in/members.tar", InputKind::kTar}}, 100);
+  const auto rows = read_rows(tar);
+  std::string output;
+  for (const auto& row : rows) {
+    const std::string key = row.sample;
+    // good1 (no .json), the second "dup" (index 12), pngalt
+    if (!(key == "good1" || (key == "dup" && row.line == 12) || key == "pngalt")) continue;
+    Json object = row.parsed.object;
+    object["__url__"] = "in/members.tar";
+    object["clip_score"] = static_cast<double>(row.line) / 4.0;  // exact in binary
+    output += object.dump() + "\n";
+  }
+  write(tmp.path() / "output.jsonl", output);
+  EXPECT_EQ(write_webdataset_outputs(plan, tmp.path() / "output.jsonl", tmp.path() / "wds",
+                                     {"clip_score"}),
+            3);
+  const auto out = read_rows(tmp.path() / "wds/members.tar");
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].sample, "good1");
+  EXPECT_EQ(out[0].parsed.object["clip_score"], 0.25);  // the created .json, merged into the row
+  EXPECT_EQ(out[1].sample, "dup");
+  EXPECT_EQ(out[1].parsed.object["clip_score"], 3.0);
+  EXPECT_EQ(out[2].sample, "pngalt");
+  EXPECT_TRUE(out[2].parsed.object.contains("png"));
+  const std::string check =
+      "/usr/bin/python3 -c \"import tarfile,sys; t=tarfile.open(sys.argv[1]); "
+      "n=[m.name for m in t]; assert n==['good1.jpg','good1.txt','good1.json','dup.jpg',"
+      "'dup.txt','dup.json','pngalt.png','pngalt.txt','pngalt.json'], n; "
+      "assert t.extractfile('good1.jpg').read()==open(sys.argv[2],'rb').read()\" " +
+      (tmp.path() / "wds/members.tar").string() + " " +
+      (testing::fixtures() / "images/photo_640x480.jpg").string();
+  EXPECT_EQ(std::system(check.c_str()), 0);
 }
 
 }  // namespace
