@@ -207,7 +207,7 @@ struct TarSampleScanner::State {
         std::string payload(static_cast<size_t>(*header_size), '\0');
         read_at(data, payload.data(), *header_size);
         XXH3_64bits_update(hash, payload.data(), payload.size());
-        pos = data + round_up(*header_size);
+        pos = std::min(data + round_up(*header_size), file_size);  // padding may be cut off
         if (type == 'L') {
           long_name = payload.substr(0, payload.find('\0'));
         } else if (type == 'x') {
@@ -284,7 +284,7 @@ struct TarSampleScanner::State {
         return truncated(begin, e.name,
                          "tar ends inside member " + e.name + " (" + std::to_string(e.size) +
                              " bytes at offset " + std::to_string(data) + ")");
-      pos = data + round_up(stored);
+      pos = std::min(data + round_up(stored), file_size);  // padding may be cut off
       return e;
     }
   }
