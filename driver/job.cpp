@@ -16,6 +16,7 @@
 #include "shard/atomic_file.h"
 #include "shard/merge.h"
 #include "shard/run_directory.h"
+#include "shard/webdataset_output.h"
 
 namespace clipshard {
 
@@ -71,11 +72,11 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
     }
   }
   DriverSide d;
-  const auto manifests = expand_manifest_inputs(config.inputs);
+  const auto inputs = expand_inputs(config.inputs);
   d.dir = std::make_unique<RunDirectory>(config.output_dir);
   d.lock = std::make_unique<RunLock>(d.dir->lock());
   d.dir->remove_stale_temp_files();  // left by a killed run; nothing writes here before we start
-  d.plan = plan_shards(manifests, config.lines_per_shard);
+  d.plan = plan_shards(inputs, config.lines_per_shard);
   if (options.restart) d.dir->clear_for_restart();
   // state.json protects finished shards from being mixed with those of another config or input.
   // With no finished shard in parts/ it protects nothing (a run that failed or was stopped before
@@ -90,8 +91,8 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   d.resumed = check_or_write_state(*d.dir, identity) == StateCheck::kResume;
   for (const auto& s : d.plan.shards)
     if (!d.dir->shard_done(s.id)) d.todo.push_back(s.id);
-  log << "clipshard: " << d.plan.total_lines() << " lines in " << d.plan.manifests.size()
-      << " manifest(s), " << d.plan.shards.size() << " shards";
+  log << "clipshard: " << d.plan.total_lines() << " lines/samples in " << d.plan.manifests.size()
+      << " input(s), " << d.plan.shards.size() << " shards";
   if (d.resumed)
     log << "; resuming: " << d.plan.shards.size() - d.todo.size() << " shards already finished";
   log << std::endl;
@@ -117,6 +118,17 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
     return kExitInterrupted;
   }
   const nlohmann::json summary = merge_and_summarize(*d.dir, d.plan, config, schedule);
+  if (!config.webdataset_output.empty()) {
+    // After the merge, from output.jsonl: a run killed here redoes the merge and these tars,
+    // with the same bytes, when it is run again.
+    std::vector<std::string> score_keys;
+    for (const auto& op : config.pipeline)
+      if (!op.is_filter()) score_keys.push_back(op.output_key);
+    const int64_t samples =
+        write_webdataset_outputs(d.plan, d.dir->output(), config.webdataset_output, score_keys);
+    log << "clipshard: webdataset_output: " << samples << " samples written to "
+        << config.webdataset_output << std::endl;
+  }
   log << "clipshard: finished: " << summary_line(summary) << std::endl;
   for (const auto& line : summary_operator_lines(summary))
     log << "clipshard:   " << line << std::endl;

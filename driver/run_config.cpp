@@ -64,10 +64,26 @@ void check_keys(const json& object, const std::string& where, const std::set<std
 RunConfig parse_run_config(const json& config) {
   if (!config.is_object()) throw std::invalid_argument("the config must be a JSON object");
   check_keys(config, "",
-             {"input", "output_dir", "image_root", "enforce_image_root", "models_dir", "device",
-              "batch_size", "lines_per_shard", "decode_threads", "torch_threads",
-              "prefetch_batches", "max_image_pixels", "reduced_decode", "embedding_cache",
-              "step_files", "progress_interval_s", "worker_timeout_s", "pipeline", "comment"});
+             {"input",
+              "output_dir",
+              "image_root",
+              "enforce_image_root",
+              "models_dir",
+              "device",
+              "batch_size",
+              "lines_per_shard",
+              "decode_threads",
+              "torch_threads",
+              "prefetch_batches",
+              "max_image_pixels",
+              "reduced_decode",
+              "embedding_cache",
+              "step_files",
+              "webdataset_output",
+              "progress_interval_s",
+              "worker_timeout_s",
+              "pipeline",
+              "comment"});
   RunConfig c;
   for (auto it = config.begin(); it != config.end(); ++it) {
     const std::string& k = it.key();
@@ -111,6 +127,8 @@ RunConfig parse_run_config(const json& config) {
       if (v.contains("lossy_fp16"))
         c.embedding_cache.lossy_fp16 = as_bool(v["lossy_fp16"], k + ".lossy_fp16");
       if (v.contains("reuse")) c.embedding_cache.reuse = as_string_list(v["reuse"], k + ".reuse");
+    } else if (k == "webdataset_output") {
+      c.webdataset_output = v.is_null() ? "" : as_string(v, k);
     } else if (k == "step_files") {
       if (v.is_null()) continue;
       if (!v.is_object()) bad(k, "must be an object or null");

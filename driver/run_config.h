@@ -24,7 +24,7 @@ struct StepFilesConfig {
 };
 
 struct RunConfig {
-  std::vector<std::string> inputs;  // "input": JSONL manifests, paths or glob patterns
+  std::vector<std::string> inputs;  // "input": manifests and .tar shards (paths, globs, braces)
   std::string output_dir;           // the run directory (required)
   std::string image_root;           // "" = relative image paths are relative to the manifest
   bool enforce_image_root = false;  // refuse absolute paths and paths leaving image_root
@@ -40,6 +40,7 @@ struct RunConfig {
   EmbeddingCacheConfig embedding_cache;
   bool has_step_files = false;
   StepFilesConfig step_files;          // write DataFlow-MM style per-step files too
+  std::string webdataset_output;       // "" = off; else a folder for filtered copies of the tars
   double progress_interval_s = 10.0;   // progress line period on stderr (0 = off)
   double worker_timeout_s = 1800.0;    // a busy worker silent this long aborts the job
   std::vector<OperatorSpec> pipeline;  // at least one step

@@ -62,7 +62,9 @@ std::string encode_assignment(const ShardPlan& plan, int64_t shard_id) {
                         {"line_count", t.shard.line_count},
                         {"byte_begin", t.shard.byte_begin},
                         {"byte_end", t.shard.byte_end},
-                        {"global_base", t.global_base}}
+                        {"global_base", t.global_base},
+                        {"tar", t.kind == InputKind::kTar},
+                        {"url", t.url}}
       .dump();
 }
 

@@ -16,6 +16,8 @@ ShardTask decode_assignment(const std::string& text) {
   t.shard.byte_end = j.at("byte_end");
   t.manifest = j.at("manifest");
   t.global_base = j.at("global_base");
+  t.kind = j.at("tar").get<bool>() ? InputKind::kTar : InputKind::kManifest;
+  t.url = j.at("url");
   return t;
 }
 

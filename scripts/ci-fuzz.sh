@@ -15,7 +15,7 @@ cxx=$(command -v clang++-14 || command -v clang++ || true)
 targets=("$@")
 if (( ${#targets[@]} == 0 )); then
   targets=(manifest_line_fuzz run_config_fuzz tokenizer_fuzz image_decode_fuzz safetensors_fuzz
-           torch_zip_fuzz)
+           torch_zip_fuzz tar_sample_fuzz)
 fi
 
 start=$SECONDS

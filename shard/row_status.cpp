@@ -42,6 +42,10 @@ std::string_view row_error_name(RowError code) {
       return "image_too_large";
     case RowError::kInternal:
       return "internal";
+    case RowError::kCorruptTar:
+      return "corrupt_tar";
+    case RowError::kTruncatedTar:
+      return "truncated_tar";
   }
   return "unknown";
 }

@@ -33,6 +33,9 @@ enum class RowError {
   kImageTooLarge,      // width*height above the configured pixel limit (decompression bomb)
   // Anything else that failed for this row only.
   kInternal,
+  // WebDataset tar shards.
+  kCorruptTar,    // a member header has a bad checksum or size: the sample cannot be read whole
+  kTruncatedTar,  // the tar ends inside a header or a member's data
 };
 
 // "ok", "malformed_json", "file_not_found", ...

@@ -1,14 +1,15 @@
 #include "shard/shard_plan.h"
 
-#include <glob.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <set>
 #include <stdexcept>
+
+#include "shard/tar_reader.h"
 
 namespace clipshard {
 
@@ -18,48 +19,72 @@ int64_t ShardPlan::total_lines() const {
   return n;
 }
 
-std::vector<std::filesystem::path> expand_manifest_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::filesystem::path> result;
-  std::set<std::filesystem::path> seen;
-  auto add = [&](const std::filesystem::path& p) {
-    auto abs = std::filesystem::absolute(p).lexically_normal();
-    if (!std::filesystem::is_regular_file(abs))
-      throw std::runtime_error("input manifest " + abs.string() + " is not a readable file");
-    if (seen.insert(abs).second) result.push_back(abs);
-  };
-  for (const auto& input : inputs) {
-    if (input.find_first_of("*?[") == std::string::npos) {
-      if (!std::filesystem::exists(input))
-        throw std::runtime_error("input manifest " + input + " does not exist");
-      add(input);
-      continue;
+namespace {
+
+// Cuts one tar into shards of `lines_per_shard` samples with a header-only scan.
+void plan_tar(const InputFile& input, int index, int64_t lines_per_shard, ShardPlan* plan) {
+  TarSampleScanner scanner(input.path);
+  ManifestInfo info;
+  info.path = input.path.string();
+  info.kind = InputKind::kTar;
+  info.url = input.given;
+  Shard current;
+  current.manifest = index;
+  TarSample sample;
+  while (scanner.next(&sample)) {
+    if (current.line_count == 0) {
+      current.first_line = sample.index;
+      current.byte_begin = sample.begin;
     }
-    glob_t g{};
-    const int rc = ::glob(input.c_str(), 0, nullptr, &g);
-    std::unique_ptr<glob_t, void (*)(glob_t*)> guard(&g, globfree);
-    if (rc != 0 || g.gl_pathc == 0)
-      throw std::runtime_error("input pattern " + input + " matches no file");
-    std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);
-    std::sort(matches.begin(), matches.end());
-    for (const auto& m : matches) add(m);
+    ++current.line_count;
+    current.byte_end = sample.end;
+    ++info.lines;
+    if (current.line_count == lines_per_shard) {
+      current.id = static_cast<int64_t>(plan->shards.size());
+      plan->shards.push_back(current);
+      current.line_count = 0;
+    }
   }
-  return result;
+  if (current.line_count > 0) {
+    current.id = static_cast<int64_t>(plan->shards.size());
+    plan->shards.push_back(current);
+  }
+  info.size = scanner.file_size();
+  info.hash = scanner.header_hash();
+  struct stat st {};
+  if (::stat(input.path.c_str(), &st) != 0)
+    throw std::runtime_error("cannot stat tar " + input.path.string());
+  info.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  plan->manifests.push_back(std::move(info));
 }
 
-ShardPlan plan_shards(const std::vector<std::filesystem::path>& manifests,
-                      int64_t lines_per_shard) {
+}  // namespace
+
+ShardPlan plan_shards(const std::vector<std::filesystem::path>& inputs, int64_t lines_per_shard) {
+  std::vector<InputFile> files;
+  for (const auto& p : inputs) files.push_back({p, p.string(), input_kind(p)});
+  return plan_shards(files, lines_per_shard);
+}
+
+ShardPlan plan_shards(const std::vector<InputFile>& inputs, int64_t lines_per_shard) {
   if (lines_per_shard < 1) throw std::runtime_error("lines_per_shard must be >= 1");
   ShardPlan plan;
   plan.lines_per_shard = lines_per_shard;
   std::vector<char> buffer(1 << 20);
   std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(XXH3_createState(),
                                                                         XXH3_freeState);
-  for (size_t mi = 0; mi < manifests.size(); ++mi) {
-    std::ifstream in(manifests[mi], std::ios::binary);
-    if (!in) throw std::runtime_error("cannot open manifest " + manifests[mi].string());
+  for (size_t mi = 0; mi < inputs.size(); ++mi) {
+    if (inputs[mi].kind == InputKind::kTar) {
+      plan_tar(inputs[mi], static_cast<int>(mi), lines_per_shard, &plan);
+      continue;
+    }
+    const std::filesystem::path& manifest = inputs[mi].path;
+    std::ifstream in(manifest, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open manifest " + manifest.string());
     XXH3_64bits_reset(state.get());
     ManifestInfo info;
-    info.path = manifests[mi].string();
+    info.path = manifest.string();
+    info.url = inputs[mi].given;
     Shard current;
     current.manifest = static_cast<int>(mi);
     auto close_shard = [&](int64_t end_offset) {
@@ -87,7 +112,7 @@ ShardPlan plan_shards(const std::vector<std::filesystem::path>& manifests,
       }
       offset += got;
     }
-    if (in.bad()) throw std::runtime_error("error reading manifest " + manifests[mi].string());
+    if (in.bad()) throw std::runtime_error("error reading manifest " + manifest.string());
     if (line_open) {  // last line without newline
       ++info.lines;
       ++current.line_count;
@@ -105,7 +130,13 @@ nlohmann::json manifest_fingerprints(const ShardPlan& plan) {
   for (const auto& m : plan.manifests) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(m.hash));
-    list.push_back({{"path", m.path}, {"size", m.size}, {"lines", m.lines}, {"xxh3", hex}});
+    nlohmann::json entry = {{"path", m.path}, {"size", m.size}, {"lines", m.lines}, {"xxh3", hex}};
+    if (m.kind == InputKind::kTar) {
+      entry["kind"] = "tar";
+      entry["url"] = m.url;
+      entry["mtime_ns"] = m.mtime_ns;
+    }
+    list.push_back(std::move(entry));
   }
   return list;
 }

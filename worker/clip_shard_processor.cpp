@@ -14,7 +14,7 @@
 #include "shard/cache/content_key.h"
 #include "shard/cache/embedding_cache_reader.h"
 #include "shard/cache/embedding_cache_writer.h"
-#include "shard/manifest_reader.h"
+#include "shard/row_source.h"
 #include "worker/shard_part_writer.h"
 #include "worker/thread_pool.h"
 
@@ -27,9 +27,9 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// One distinct image file of the shard.
+// One distinct image (a file, or a member of the shard's tar) of the shard.
 struct ImageFile {
-  std::filesystem::path path;
+  ImageRef ref;
   int64_t first_row = 0;    // global row id of the first row that uses it
   std::vector<char> needs;  // per image space
   RowStatus status;
@@ -58,6 +58,7 @@ struct RowOp {
 
 struct Row {
   int64_t line = 0;
+  std::string sample;  // tar rows: the sample's key
   int64_t global_row = 0;
   Json object;
   std::vector<RowOp> ops;
@@ -113,14 +114,14 @@ struct ClipShardProcessor::Impl {
     return reuse->lookup(table, key, out);
   }
 
-  Decoded decode(const std::filesystem::path& path, const std::vector<char>& needs) {
+  Decoded decode(const ImageRef& ref, const std::vector<char>& needs) {
     const auto start = Clock::now();
     const auto& spaces = models->image_spaces();
     Decoded d;
     d.pixels.resize(spaces.size());
     d.cached.resize(spaces.size());
     std::vector<uint8_t> bytes;
-    d.status = read_image_bytes(path, options.source, &bytes);
+    d.status = read_image_bytes(ref, options.source, &bytes);
     if (!d.status.ok()) return d;
     d.key = content_key(bytes.data(), bytes.size());
     bool all_cached = true;
@@ -188,36 +189,44 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   std::vector<TextItem> texts;
   std::unordered_map<ContentKey, int, ContentKeyHash> text_index;  // key mixes in the space
   {
-    ManifestReader reader(manifest, shard.byte_begin, shard.first_line);
-    ManifestLine line;
+    RowSource reader(task.kind, manifest, task.url, shard.byte_begin, shard.first_line);
+    SourceRow line;
     for (int64_t i = 0; i < shard.line_count; ++i) {
       if (!reader.next(&line))
-        throw std::runtime_error("manifest " + manifest +
+        throw std::runtime_error("input " + manifest +
                                  " is shorter than planned (changed "
                                  "during the run?)");
-      ParsedLine parsed = parse_manifest_line(line.text);
+      ParsedLine& parsed = line.parsed;
       if (parsed.kind == LineKind::kBlank) {
         increment(stats, "blank_lines");
         continue;
       }
       if (parsed.kind == LineKind::kBroken) {
-        error_records.push_back({manifest, line.line_number, parsed.status, "", ""});
+        error_records.push_back(
+            {manifest, line.line, parsed.status, "", "", line.from_tar, line.sample});
         increment(errors, std::string(row_error_name(parsed.status.code)));
         increment(stats, "error_lines");
         continue;
       }
       Row row;
-      row.line = line.line_number;
-      row.global_row = global_base + line.line_number - 1;
+      row.line = line.line;
+      row.sample = line.sample;
+      row.global_row = global_base + line.line - 1;
       row.object = std::move(parsed.object);
       row.ops.resize(m.ops.size());
       for (size_t o = 0; o < m.ops.size(); ++o) {
         const OperatorSpec& op = m.ops[o];
         RowOp& ro = row.ops[o];
-        std::string image_value, caption;
-        ro.status = get_string_field(row.object, op.image_key, &image_value);
+        std::string caption;
+        ImageRef image;
+        ro.status = line.from_tar
+                        ? find_tar_image(row.object, op.image_key, manifest, line.skipped, &image)
+                        : RowStatus::Ok();
         ro.key = op.image_key;
-        std::filesystem::path resolved;
+        std::string image_value;
+        if (ro.status.ok() && !line.from_tar)
+          ro.status = get_string_field(row.object, pick_key_alternative(row.object, op.image_key),
+                                       &image_value);
         if (ro.status.ok()) {
           ro.status = get_string_field(row.object, op.text_key, &caption);
           ro.key = op.text_key;
@@ -225,17 +234,17 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         if (ro.status.ok() && python_is_blank(caption)) {
           ro.status = RowStatus::Error(RowError::kEmptyCaption, "empty or whitespace-only caption");
         }
-        if (ro.status.ok()) {
+        if (ro.status.ok() && !line.from_tar) {
           ro.key = op.image_key;
-          ro.status = resolve_image_path(image_value, manifest_dir, m.options.source, &resolved);
+          ro.status = resolve_image_path(image_value, manifest_dir, m.options.source, &image.path);
         }
         if (!ro.status.ok()) continue;
         ro.key.clear();
         const int is = models.image_space_of(o);
-        auto [it, inserted] = file_index.emplace(resolved.string(), static_cast<int>(files.size()));
+        auto [it, inserted] = file_index.emplace(image.identity(), static_cast<int>(files.size()));
         if (inserted) {
           ImageFile f;
-          f.path = resolved;
+          f.ref = image;
           f.first_row = row.global_row;
           f.needs.assign(image_spaces.size(), 0);
           f.emb.resize(image_spaces.size());
@@ -272,8 +281,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   auto submit_wave = [&](int w) {
     const size_t end = std::min(files.size(), static_cast<size_t>(w + 1) * batch_size);
     for (size_t f = static_cast<size_t>(w) * batch_size; f < end; ++f) {
-      pending[f] = m.pool.submit([impl = &m, path = files[f].path, needs = files[f].needs] {
-        return impl->decode(path, needs);
+      pending[f] = m.pool.submit([impl = &m, ref = files[f].ref, needs = files[f].needs] {
+        return impl->decode(ref, needs);
       });
     }
   };
@@ -396,7 +405,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         cosine = static_cast<float>(dot);
       } else if (!row_failed) {
         row_failed = true;
-        error_records.push_back({manifest, row.line, ro.status, operator_name(op.kind), ro.key});
+        error_records.push_back({manifest, row.line, ro.status, operator_name(op.kind), ro.key,
+                                 task.kind == InputKind::kTar, row.sample});
         increment(errors, std::string(row_error_name(ro.status.code)));
       }
       if (op.is_filter()) {

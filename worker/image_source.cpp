@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "shard/tar_reader.h"
+
 namespace clipshard {
 
 namespace {
@@ -34,6 +36,55 @@ bool is_within(const std::filesystem::path& root, const std::filesystem::path& p
 }
 
 }  // namespace
+
+std::string ImageRef::identity() const {
+  return in_tar() ? path.string() + '\0' + std::to_string(offset) : path.string();
+}
+
+RowStatus read_image_bytes(const ImageRef& ref, const ImageSourceOptions& options,
+                           std::vector<uint8_t>* bytes) {
+  if (!ref.in_tar()) return read_image_bytes(ref.path, options, bytes);
+  return read_tar_member(ref.path, ref.offset, ref.size, options.max_file_bytes, bytes);
+}
+
+std::string pick_key_alternative(const Json& row, const std::string& key) {
+  if (row.contains(key) || key.find(';') == std::string::npos) return key;
+  size_t start = 0;
+  for (;;) {
+    const size_t semicolon = key.find(';', start);
+    const std::string alternative = key.substr(start, semicolon - start);
+    if (row.contains(alternative)) return alternative;
+    if (semicolon == std::string::npos) return key;
+    start = semicolon + 1;
+  }
+}
+
+RowStatus find_tar_image(const Json& row, const std::string& key, const std::filesystem::path& tar,
+                         const std::vector<std::string>& skipped, ImageRef* ref) {
+  size_t start = 0;
+  std::string tried;
+  for (;;) {
+    const size_t semicolon = key.find(';', start);
+    const std::string alternative = key.substr(start, semicolon - start);
+    const auto it = row.find(alternative);
+    // Only a member reference counts: a same-named field of the sample's .json is no image.
+    if (it != row.end() && it->is_object() && it->contains("offset") && it->contains("size")) {
+      ref->path = tar;
+      ref->offset = it->at("offset").get<int64_t>();
+      ref->size = it->at("size").get<int64_t>();
+      return RowStatus::Ok();
+    }
+    tried += (tried.empty() ? "" : ", ") + alternative;
+    if (semicolon == std::string::npos) break;
+    start = semicolon + 1;
+  }
+  std::string message = "sample has no image member " + tried;
+  if (!skipped.empty()) {
+    message += "; skipped non-file members:";
+    for (const auto& s : skipped) message += " " + s;
+  }
+  return RowStatus::Error(RowError::kMissingKey, message);
+}
 
 RowStatus resolve_image_path(const std::string& raw, const std::filesystem::path& manifest_dir,
                              const ImageSourceOptions& options, std::filesystem::path* resolved) {

@@ -1,6 +1,7 @@
-// Where a row's image comes from: resolving the manifest's path against the image root or the
-// manifest's directory (SPEC §5), refusing remote and escaping paths, and reading the bytes with a
-// per-row error for every way a file can be unusable.
+// Where a row's image comes from: a loose file (the manifest's path resolved against the image root
+// or the manifest's directory, refusing remote and escaping paths) or a member of a WebDataset tar
+// (read in place at its offset), and reading the bytes with a per-row error for every way an image
+// can be unusable. Both kinds go through read_image_bytes, so they fail with the same codes.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "shard/manifest_row.h"
 #include "shard/row_status.h"
 
 namespace clipshard {
@@ -16,6 +18,16 @@ struct ImageSourceOptions {
   std::filesystem::path image_root;  // empty: relative paths are relative to the manifest's folder
   bool enforce_image_root = false;   // refuse absolute paths and paths that leave image_root
   int64_t max_file_bytes = int64_t{1} << 30;  // larger files are refused before reading
+};
+
+// A row's image: a file (`offset` < 0) or `size` bytes at `offset` inside the tar `path`.
+struct ImageRef {
+  std::filesystem::path path;
+  int64_t offset = -1;
+  int64_t size = 0;
+  bool in_tar() const { return offset >= 0; }
+  // Equal for two references to the same bytes: the shard decodes each image once.
+  std::string identity() const;
 };
 
 // Resolves `raw` (the manifest value) for a manifest in `manifest_dir`. kRemotePath for URLs,
@@ -28,5 +40,20 @@ RowStatus resolve_image_path(const std::string& raw, const std::filesystem::path
 // I/O error, or larger than max_file_bytes).
 RowStatus read_image_bytes(const std::filesystem::path& path, const ImageSourceOptions& options,
                            std::vector<uint8_t>* bytes);
+// Reads a file or a tar member: a member fails like a file (kEmptyFile for 0 bytes,
+// kUnreadableFile over max_file_bytes), plus kTruncatedTar when the tar ends inside it.
+RowStatus read_image_bytes(const ImageRef& ref, const ImageSourceOptions& options,
+                           std::vector<uint8_t>* bytes);
+
+// The key of `row` that `key` names: `key` itself when the row has it, else the first of its
+// ';'-separated alternatives the row has ("jpg;png;webp"), else `key` (so that the row's
+// missing_key error names what was asked for).
+std::string pick_key_alternative(const Json& row, const std::string& key);
+
+// The image of a tar row (shard/row_source.h) under `key`, which may list alternatives the way
+// WebDataset does ("jpg;png;webp": the first the sample has). kMissingKey naming the sample's
+// skipped non-file members (`skipped`, "jpg (symlink)") when it has none of them.
+RowStatus find_tar_image(const Json& row, const std::string& key, const std::filesystem::path& tar,
+                         const std::vector<std::string>& skipped, ImageRef* ref);
 
 }  // namespace clipshard

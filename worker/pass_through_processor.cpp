@@ -3,7 +3,7 @@
 #include <chrono>
 #include <thread>
 
-#include "shard/manifest_reader.h"
+#include "shard/row_source.h"
 #include "worker/shard_part_writer.h"
 
 namespace clipshard {
@@ -13,21 +13,21 @@ ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirec
                                            const ShardProgress& progress) {
   const Shard& shard = task.shard;
   const std::string& manifest = task.manifest;
-  ManifestReader reader(manifest, shard.byte_begin, shard.first_line);
+  RowSource reader(task.kind, manifest, task.url, shard.byte_begin, shard.first_line);
   ShardPartWriter writer(dir, shard.id);
   const std::vector<float> sims(options_.filter_columns, 0.0f);
   nlohmann::json stats = {{"lines", 0}, {"rows", 0}, {"blank_lines", 0}, {"error_lines", 0}};
   nlohmann::json errors = nlohmann::json::object();
-  ManifestLine line;
+  SourceRow line;
   for (int64_t i = 0; i < shard.line_count; ++i) {
     if (!reader.next(&line))
       throw std::runtime_error("manifest " + manifest + " is shorter than planned");
-    ParsedLine parsed = parse_manifest_line(line.text);
+    ParsedLine& parsed = line.parsed;
     if (parsed.kind == LineKind::kRow) {
       writer.add_row(dump_row(parsed.object), sims);
       stats["rows"] = stats["rows"].get<int64_t>() + 1;
     } else if (parsed.kind == LineKind::kBroken) {
-      writer.add_error({manifest, line.line_number, parsed.status, "", ""});
+      writer.add_error({manifest, line.line, parsed.status, "", "", line.from_tar, line.sample});
       const std::string reason(row_error_name(parsed.status.code));
       errors[reason] = errors.value(reason, 0) + 1;
       stats["error_lines"] = stats["error_lines"].get<int64_t>() + 1;

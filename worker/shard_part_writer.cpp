@@ -33,6 +33,7 @@ nlohmann::ordered_json error_record_json(const ErrorRecord& record) {
   nlohmann::ordered_json j;
   j["manifest"] = record.manifest;
   j["line"] = record.line;
+  if (record.from_tar) j["sample"] = record.sample;
   j["reason"] = std::string(row_error_name(record.status.code));
   j["message"] = record.status.message;
   if (!record.op.empty()) j["operator"] = record.op;

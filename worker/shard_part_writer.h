@@ -17,8 +17,10 @@ struct ErrorRecord {
   std::string manifest;
   int64_t line = 0;
   RowStatus status;
-  std::string op;   // operator name, when the failure belongs to one
-  std::string key;  // the row key involved (image/caption key), when there is one
+  std::string op;         // operator name, when the failure belongs to one
+  std::string key;        // the row key involved (image/caption key), when there is one
+  bool from_tar = false;  // tar rows: `manifest` is the tar, `line` the sample index
+  std::string sample;     // tar rows: the sample's key
 };
 
 class ShardPartWriter {

@@ -16,7 +16,9 @@ namespace clipshard {
 // manifests themselves).
 struct ShardTask {
   Shard shard;
-  std::string manifest;     // path of plan.manifests[shard.manifest]
+  std::string manifest;  // path of plan.manifests[shard.manifest] (a manifest or a tar)
+  InputKind kind = InputKind::kManifest;
+  std::string url;          // the input as the user gave it (tar rows' __url__)
   int64_t global_base = 0;  // global row id of the manifest's first line (lines of the manifests
                             // before it), so rows have one id across all manifests
 };

@@ -111,11 +111,11 @@ TEST(ShardPlan, GlobExpansionIsSortedAndErrorsName) {
   testing::TempDir tmp;
   write(tmp.path() / "b.jsonl", "x\n");
   write(tmp.path() / "a.jsonl", "x\n");
-  auto files = expand_manifest_inputs({(tmp.path() / "*.jsonl").string()});
+  auto files = expand_inputs({(tmp.path() / "*.jsonl").string()});
   ASSERT_EQ(files.size(), 2u);
-  EXPECT_EQ(files[0].filename(), "a.jsonl");
+  EXPECT_EQ(files[0].path.filename(), "a.jsonl");
   try {
-    expand_manifest_inputs({(tmp.path() / "none*.jsonl").string()});
+    expand_inputs({(tmp.path() / "none*.jsonl").string()});
     FAIL();
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("none*.jsonl"), std::string::npos);
