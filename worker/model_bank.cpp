@@ -33,8 +33,9 @@ std::string normalization_tag(const PreprocessSpec& spec) {
 struct ModelBank::Model {
   LoadedModel loaded;
   std::string device;
-  std::optional<ClipTokenizer> hf_tokenizer;        // CLIP operators (CLIPProcessor semantics)
-  std::optional<ClipTokenizer> official_tokenizer;  // Long-CLIP operator
+  std::optional<ClipTokenizer> hf_tokenizer;         // CLIP operators (CLIPProcessor semantics)
+  std::optional<ClipTokenizer> official_tokenizer;   // Long-CLIP operator
+  std::optional<ClipTokenizer> open_clip_tokenizer;  // open_clip models, every operator
 };
 
 ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options) {
@@ -77,10 +78,10 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
       is.pipeline = "oc" + std::to_string(is.spec.size);
       if (is.spec.mean != PreprocessSpec{}.mean || is.spec.std != PreprocessSpec{}.std)
         is.pipeline += "-" + normalization_tag(is.spec);
-      ts.flavor = TokenizerFlavor::kOpenAI;
+      ts.flavor = TokenizerFlavor::kOpenClip;
       ts.pipeline = "oc" + std::to_string(ts.context_length);
-      if (!model.official_tokenizer)
-        model.official_tokenizer = ClipTokenizer::bundled(TokenizerFlavor::kOpenAI);
+      if (!model.open_clip_tokenizer)
+        model.open_clip_tokenizer = ClipTokenizer::bundled(TokenizerFlavor::kOpenClip);
     } else {
       is.spec.size = static_cast<int>(dims.image_resolution);
       is.spec.rounding = op.is_long_clip() ? CropRounding::kHalfToEven : CropRounding::kFloor;
@@ -133,8 +134,8 @@ TokenizedText ModelBank::tokenize(int text_space, std::string_view caption) cons
   if (ts.split_join) {
     return model.official_tokenizer->tokenize(python_split_join(caption), ts.context_length);
   }
-  if (ts.flavor == TokenizerFlavor::kOpenAI)
-    return model.official_tokenizer->tokenize(caption, ts.context_length);
+  if (ts.flavor == TokenizerFlavor::kOpenClip)
+    return model.open_clip_tokenizer->tokenize(caption, ts.context_length);
   return model.hf_tokenizer->tokenize(caption, ts.context_length);
 }
 

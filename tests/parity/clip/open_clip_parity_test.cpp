@@ -69,10 +69,29 @@ TEST(OpenClipParity, TokensEqualGolden) {
   const auto want = read_npy_i64(oc_dir() / "golden/tokens.npy");
   const auto texts = captions();
   ASSERT_EQ(texts.size(), want.size());
-  const auto tok = ClipTokenizer::bundled(TokenizerFlavor::kOpenAI);
+  const auto tok = ClipTokenizer::bundled(TokenizerFlavor::kOpenClip);
   for (size_t i = 0; i < texts.size(); ++i) {
     const auto ids = pad_ids(tok.tokenize(texts[i], 77).ids, 77, 0);
     EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.end()), want[i]) << texts[i];
+  }
+}
+
+// open_clip matches <start_of_text> / <end_of_text> in the text, not OpenAI's spellings.
+TEST(OpenClipParity, SpecialTokenProbes) {
+  const auto open_clip = ClipTokenizer::bundled(TokenizerFlavor::kOpenClip);
+  const auto openai = ClipTokenizer::bundled(TokenizerFlavor::kOpenAI);
+  const auto probes = golden().at("tokenizer_vs_openai").at("special_token_probes");
+  ASSERT_FALSE(probes.empty());
+  for (const auto& p : probes) {
+    const std::string text = p.at("text");
+    const auto a = open_clip.tokenize(text, 77).ids;
+    const auto b = openai.tokenize(text, 77).ids;
+    EXPECT_EQ(std::vector<int64_t>(a.begin(), a.end()),
+              p.at("open_clip_ids").get<std::vector<int64_t>>())
+        << text;
+    EXPECT_EQ(std::vector<int64_t>(b.begin(), b.end()),
+              p.at("openai_ids").get<std::vector<int64_t>>())
+        << text;
   }
 }
 
