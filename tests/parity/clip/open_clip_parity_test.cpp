@@ -115,6 +115,20 @@ at::Tensor pixel_values(const LoadedModel& m) {
   return torch::stack(out);
 }
 
+// The RGBA image needs the resize before the RGB conversion: converting first (alpha ignored)
+// gives other pixels, so the golden match above is not a coincidence.
+TEST(OpenClipParity, RgbaImageIsResizedInPremultipliedAlpha) {
+  RgbImage image;
+  ASSERT_TRUE(
+      decode_image_file(oc_dir() / "images/d_rgba_24x20.png", DecodeOptions{}, &image).ok());
+  ASSERT_EQ(image.alpha.size(), size_t{24 * 20});
+  PreprocessSpec spec = open_clip_preprocess(32, PreprocessSpec{}.mean, PreprocessSpec{}.std);
+  const RgbImage premultiplied = resize_and_center_crop(image, spec);
+  spec.resize_before_rgb = false;
+  const RgbImage converted_first = resize_and_center_crop(image, spec);
+  EXPECT_NE(premultiplied.pixels, converted_first.pixels);
+}
+
 class OpenClipModelParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(OpenClipModelParity, FeaturesMatchGoldenInBothFormats) {
