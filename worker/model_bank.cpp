@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -9,23 +11,42 @@
 #include "models/text/python_text.h"
 
 namespace clipshard {
+namespace {
+
+// 8 hex digits of the normalisation constants: cache tables of one model and size but different
+// mean/std must not mix.
+std::string normalization_tag(const PreprocessSpec& spec) {
+  uint32_t h = 2166136261u;  // FNV-1a over the float bytes
+  for (const auto* arr : {&spec.mean, &spec.std})
+    for (float f : *arr) {
+      unsigned char bytes[sizeof(float)];
+      std::memcpy(bytes, &f, sizeof(float));
+      for (unsigned char b : bytes) h = (h ^ b) * 16777619u;
+    }
+  char hex[9];
+  std::snprintf(hex, sizeof(hex), "%08x", h);
+  return hex;
+}
+
+}  // namespace
 
 struct ModelBank::Model {
   LoadedModel loaded;
   std::string device;
-  std::optional<ClipTokenizer> hf_tokenizer;        // CLIP operators (CLIPProcessor semantics)
-  std::optional<ClipTokenizer> official_tokenizer;  // Long-CLIP operator
+  std::optional<ClipTokenizer> hf_tokenizer;         // CLIP operators (CLIPProcessor semantics)
+  std::optional<ClipTokenizer> official_tokenizer;   // Long-CLIP operator
+  std::optional<ClipTokenizer> open_clip_tokenizer;  // open_clip models, every operator
 };
 
 ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options) {
-  std::map<std::tuple<std::string, std::string, int>, int> model_index;
+  std::map<std::tuple<std::string, std::string, int, std::string>, int> model_index;
   std::map<std::pair<int, std::string>, int> image_index, text_index;
   for (const OperatorSpec& op : ops) {
     const std::string device = op.device.empty() ? options.device : op.device;
     const auto path = resolve_model_path(op.model_name, options.models_dir);
     const ModelFamily family = op.is_long_clip() ? ModelFamily::kLongClip : ModelFamily::kClip;
     const auto key = std::make_tuple(std::filesystem::absolute(path).lexically_normal().string(),
-                                     device, static_cast<int>(family));
+                                     device, static_cast<int>(family), op.architecture);
     auto [it, inserted] = model_index.emplace(key, static_cast<int>(models_.size()));
     if (inserted) {
       auto model = std::make_unique<Model>();
@@ -35,6 +56,7 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
       request.models_dir = options.models_dir;
       request.device = device == "auto" ? "" : device;
       request.torch_threads = options.torch_threads;
+      request.architecture = op.architecture;
       model->loaded = load_model(request);
       model->device = device;
       models_.push_back(std::move(model));
@@ -45,34 +67,48 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
 
     ImageSpace is;
     is.model = m;
-    is.spec.size = static_cast<int>(dims.image_resolution);
-    is.spec.rounding = op.is_long_clip() ? CropRounding::kHalfToEven : CropRounding::kFloor;
-    is.pipeline = (op.is_long_clip() ? "tv" : "hf") + std::to_string(is.spec.size);
+    TextSpace ts;
+    ts.model = m;
+    ts.context_length = static_cast<int>(dims.context_length);
+    if (model.loaded.open_clip) {
+      // An open_clip model runs with open_clip's pipeline whatever the operator (its eval
+      // transform and its tokenizer are part of the model).
+      const OpenClipPreprocess& oc = *model.loaded.open_clip;
+      is.spec = open_clip_preprocess(static_cast<int>(oc.image_size), oc.mean, oc.std);
+      is.pipeline = "oc" + std::to_string(is.spec.size);
+      if (is.spec.mean != PreprocessSpec{}.mean || is.spec.std != PreprocessSpec{}.std)
+        is.pipeline += "-" + normalization_tag(is.spec);
+      ts.flavor = TokenizerFlavor::kOpenClip;
+      ts.pipeline = "oc" + std::to_string(ts.context_length);
+      if (!model.open_clip_tokenizer)
+        model.open_clip_tokenizer = ClipTokenizer::bundled(TokenizerFlavor::kOpenClip);
+    } else {
+      is.spec.size = static_cast<int>(dims.image_resolution);
+      is.spec.rounding = op.is_long_clip() ? CropRounding::kHalfToEven : CropRounding::kFloor;
+      is.pipeline = (op.is_long_clip() ? "tv" : "hf") + std::to_string(is.spec.size);
+      if (op.is_long_clip()) {
+        ts.flavor = TokenizerFlavor::kOpenAI;
+        ts.split_join = true;
+        ts.pipeline = "longclip" + std::to_string(ts.context_length);
+        if (!model.official_tokenizer)
+          model.official_tokenizer = ClipTokenizer::bundled(TokenizerFlavor::kOpenAI);
+      } else {
+        ts.flavor = TokenizerFlavor::kHuggingFaceFast;
+        ts.pipeline = "hf" + std::to_string(ts.context_length);
+        if (!model.hf_tokenizer) {
+          model.hf_tokenizer =
+              model.loaded.vocab_json && model.loaded.merges_txt
+                  ? ClipTokenizer::from_hf_files(*model.loaded.vocab_json, *model.loaded.merges_txt,
+                                                 TokenizerFlavor::kHuggingFaceFast)
+                  : ClipTokenizer::bundled(TokenizerFlavor::kHuggingFaceFast);
+        }
+      }
+    }
     auto [ii, new_image] =
         image_index.emplace(std::make_pair(m, is.pipeline), static_cast<int>(image_spaces_.size()));
     if (new_image) image_spaces_.push_back(is);
     op_image_space_.push_back(ii->second);
 
-    TextSpace ts;
-    ts.model = m;
-    ts.context_length = static_cast<int>(dims.context_length);
-    if (op.is_long_clip()) {
-      ts.flavor = TokenizerFlavor::kOpenAI;
-      ts.split_join = true;
-      ts.pipeline = "longclip" + std::to_string(ts.context_length);
-      if (!model.official_tokenizer)
-        model.official_tokenizer = ClipTokenizer::bundled(TokenizerFlavor::kOpenAI);
-    } else {
-      ts.flavor = TokenizerFlavor::kHuggingFaceFast;
-      ts.pipeline = "hf" + std::to_string(ts.context_length);
-      if (!model.hf_tokenizer) {
-        model.hf_tokenizer =
-            model.loaded.vocab_json && model.loaded.merges_txt
-                ? ClipTokenizer::from_hf_files(*model.loaded.vocab_json, *model.loaded.merges_txt,
-                                               TokenizerFlavor::kHuggingFaceFast)
-                : ClipTokenizer::bundled(TokenizerFlavor::kHuggingFaceFast);
-      }
-    }
     auto [ti, new_text] =
         text_index.emplace(std::make_pair(m, ts.pipeline), static_cast<int>(text_spaces_.size()));
     if (new_text) text_spaces_.push_back(ts);
@@ -98,6 +134,8 @@ TokenizedText ModelBank::tokenize(int text_space, std::string_view caption) cons
   if (ts.split_join) {
     return model.official_tokenizer->tokenize(python_split_join(caption), ts.context_length);
   }
+  if (ts.flavor == TokenizerFlavor::kOpenClip)
+    return model.open_clip_tokenizer->tokenize(caption, ts.context_length);
   return model.hf_tokenizer->tokenize(caption, ts.context_length);
 }
 

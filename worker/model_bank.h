@@ -6,6 +6,8 @@
 //   ImageCLIPEvaluator, ImageClipFilter: Hugging Face CLIPProcessor — fast tokenizer, crop floor.
 //   ImageLongCLIPEvaluator: official Long-CLIP — " ".join(text.split()), official tokenizer at
 //   248 with truncation, torchvision crop (round half to even).
+// An open_clip model (LoadedModel::open_clip) overrides this for every operator: open_clip's
+// tokenizer and its eval transform from the model's preprocess_cfg (pipelines "oc<n>").
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -30,13 +32,13 @@ struct ModelBankOptions {
 
 struct ImageSpace {
   int model = 0;
-  std::string pipeline;  // "hf224", "tv336", ... (cache table name)
+  std::string pipeline;  // "hf224", "tv336", "oc224", ... (cache table name)
   PreprocessSpec spec;
 };
 
 struct TextSpace {
   int model = 0;
-  std::string pipeline;  // "hf77", "longclip248" (cache table name)
+  std::string pipeline;  // "hf77", "longclip248", "oc77" (cache table name)
   TokenizerFlavor flavor = TokenizerFlavor::kHuggingFaceFast;
   int context_length = 77;
   bool split_join = false;  // Long-CLIP operator: " ".join(text.split()) first

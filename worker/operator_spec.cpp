@@ -37,10 +37,11 @@ std::vector<std::string> operator_parameter_names(OperatorKind kind) {
   switch (kind) {
     case OperatorKind::kClipEvaluator:
     case OperatorKind::kLongClipEvaluator:
-      return {"model_name", "device", "input_image_key", "input_text_key", "output_key"};
+      return {"model_name",      "architecture",   "device",
+              "input_image_key", "input_text_key", "output_key"};
     case OperatorKind::kClipFilter:
-      return {"model_name",        "device",    "input_image_key",
-              "input_caption_key", "threshold", "top_fraction"};
+      return {"model_name",        "architecture", "device",      "input_image_key",
+              "input_caption_key", "threshold",    "top_fraction"};
   }
   return {};
 }
@@ -100,6 +101,8 @@ OperatorSpec parse_operator_spec(const nlohmann::json& step) {
     }
     if (key == "model_name")
       spec.model_name = get_string(*it, op, key);
+    else if (key == "architecture")
+      spec.architecture = it->is_null() ? "" : get_string(*it, op, key);
     else if (key == "device") {
       spec.device = it->is_null() ? "" : get_string(*it, op, key);
       if (!spec.device.empty() && spec.device != "auto" && spec.device != "cpu" &&
@@ -130,6 +133,8 @@ nlohmann::json to_fingerprint_json(const OperatorSpec& spec) {
                       {"model_name", spec.model_name},
                       {"input_image_key", spec.image_key},
                       {"input_text_key", spec.text_key}};
+  // Only when set, so that the fingerprints of existing runs do not change.
+  if (!spec.architecture.empty()) j["architecture"] = spec.architecture;
   if (spec.is_filter()) {
     j["threshold"] = spec.threshold;
     j["top_fraction"] = spec.top_fraction ? nlohmann::json(*spec.top_fraction) : nlohmann::json();

@@ -15,6 +15,9 @@ struct OperatorSpec {
   // Constructor parameters.
   std::string model_name;  // default per kind (see default_model_name)
   std::string device;      // "" = the run's device (DataFlow-MM's device=None: cuda if available)
+  // clipshard extension: the open_clip architecture of a bare state dict without a config (an
+  // open_clip model name such as "ViT-B-32-quickgelu", or an open_clip config file); "" = none.
+  std::string architecture;
   // Run parameters (defaults per kind, SPEC §1).
   std::string image_key;    // input_image_key: "image_path" (evaluators) / "image" (filter)
   std::string text_key;     // input_text_key / input_caption_key: "text" / "caption"

@@ -99,6 +99,10 @@ const char* model_format_name(ModelFormat format) {
       return "longclip-checkpoint";
     case ModelFormat::kHuggingFaceFile:
       return "huggingface-file";
+    case ModelFormat::kOpenClipDir:
+      return "open_clip-dir";
+    case ModelFormat::kOpenClipStateDict:
+      return "open_clip-state-dict";
   }
   return "?";
 }
@@ -202,26 +206,52 @@ std::string weights_fingerprint(const StateDict& openai, const ClipDims& d) {
   return hex;
 }
 
+namespace {
+
+// The weights file of a layout directory: `<stem>` single file or `<stem>.index.json` (sharded),
+// safetensors first, as transformers and open_clip prefer it.
+std::optional<fs::path> layout_weights(const fs::path& dir, const std::string& safetensors,
+                                       const std::string& bin) {
+  for (const auto& name : {safetensors, safetensors + ".index.json", bin, bin + ".index.json"})
+    if (is_file(dir / name)) return dir / name;
+  return std::nullopt;
+}
+
+bool has_extension(const fs::path& file, const std::string& ext) {
+  return lower(file.extension().string()) == ext;
+}
+
+}  // namespace
+
 LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_out) {
   LoadedModel result;
   const fs::path path = resolve_model_path(request.name_or_path, request.models_dir);
   result.resolved_path = path;
-  std::optional<fs::path> config_file;
+  std::optional<fs::path> config_file, open_clip_config_file;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    const bool has_safetensors = is_file(path / "model.safetensors");
-    const bool has_bin = is_file(path / "pytorch_model.bin");
-    if (is_file(path / "config.json") && (has_safetensors || has_bin)) {
+    const auto hf = layout_weights(path, "model.safetensors", "pytorch_model.bin");
+    const auto oc =
+        layout_weights(path, "open_clip_model.safetensors", "open_clip_pytorch_model.bin");
+    // A hub repository may hold both layouts of one model (e.g. LAION's): the Hugging Face one is
+    // what DataFlow-MM's operators load, so it comes first.
+    if (is_file(path / "config.json") && hf) {
       result.format = ModelFormat::kHuggingFaceDir;
-      result.weights_file =
-          has_safetensors ? path / "model.safetensors" : path / "pytorch_model.bin";
+      result.weights_file = *hf;
       config_file = path / "config.json";
+    } else if (is_file(path / "open_clip_config.json") && oc) {
+      result.format = ModelFormat::kOpenClipDir;
+      result.weights_file = *oc;
+      open_clip_config_file = path / "open_clip_config.json";
+    } else if (oc) {
+      result.weights_file = *oc;  // open_clip weights without their config: see below
     } else if (auto ck = find_checkpoint_in_dir(path)) {
       result.weights_file = *ck;
     } else {
       throw ModelError("model directory " + path.string() +
                        " holds neither config.json with model.safetensors/pytorch_model.bin "
-                       "(Hugging Face) nor a .pt/.bin/.ckpt checkpoint");
+                       "(Hugging Face), open_clip_config.json with open_clip_model.safetensors/"
+                       "open_clip_pytorch_model.bin (open_clip) nor a .pt/.bin/.ckpt checkpoint");
     }
   } else {
     result.weights_file = path;
@@ -236,7 +266,8 @@ LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_ou
   StateDict raw;
   bool torchscript = false;
   try {
-    torchscript = detect_checkpoint_format(file) == CheckpointFormat::kTorchScript;
+    torchscript =
+        !is_shard_index(file) && detect_checkpoint_format(file) == CheckpointFormat::kTorchScript;
     raw = read_checkpoint(file);
   } catch (const CheckpointError& e) {
     throw ModelError("cannot load model '" + request.name_or_path + "' from " + file.string() +
@@ -246,16 +277,48 @@ LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_ou
   StateDict openai = to_openai_layout(raw, layout, file.string());
   raw.clear();
   ClipDims dims = infer_dims(openai, file.string());
+  auto refuse_architecture = [&](const std::string& what) {
+    if (!request.architecture.empty())
+      throw ModelError("architecture '" + request.architecture + "' was given for " +
+                       file.string() + ", but " + what +
+                       " carries its own architecture; remove the architecture setting");
+  };
   if (layout == WeightsLayout::kHuggingFace) {
     if (!config_file && is_file(dir / "config.json")) config_file = dir / "config.json";
+    refuse_architecture("a Hugging Face checkpoint");
     if (config_file) apply_hf_config(read_text_file(*config_file), config_file->string(), dims);
     if (result.format != ModelFormat::kHuggingFaceDir)
       result.format = ModelFormat::kHuggingFaceFile;
+  } else if (open_clip_config_file) {
+    refuse_architecture("an open_clip directory (open_clip_config.json)");
+    const OpenClipConfig cfg = parse_open_clip_config(read_text_file(*open_clip_config_file),
+                                                      open_clip_config_file->string());
+    apply_open_clip_config(cfg, file.string(), dims);
+    result.open_clip = cfg.preprocess;
   } else if (torchscript) {
+    refuse_architecture("an OpenAI TorchScript archive");
     result.format = ModelFormat::kOpenAITorchScript;
+  } else if (dims.long_context) {
+    refuse_architecture("a LongCLIP checkpoint");
+    result.format = ModelFormat::kLongClipCheckpoint;
+  } else if (!request.architecture.empty()) {
+    const OpenClipConfig cfg = resolve_open_clip_architecture(request.architecture);
+    apply_open_clip_config(cfg, file.string(), dims);
+    result.open_clip = cfg.preprocess;
+    result.format = ModelFormat::kOpenClipStateDict;
+  } else if (has_extension(file, ".pt") &&
+             lower(file.filename().string()).rfind("open_clip", 0) != 0) {
+    result.format = ModelFormat::kOpenAIStateDict;
   } else {
-    result.format =
-        dims.long_context ? ModelFormat::kLongClipCheckpoint : ModelFormat::kOpenAIStateDict;
+    // OpenAI and open_clip state dicts have the same tensor names; open_clip models differ in
+    // activation and head count, which the tensors do not show (GELU files loaded as OpenAI give
+    // silently wrong embeddings).
+    throw ModelError(
+        "cannot tell which model " + file.string() +
+        " is: a bare CLIP state dict (OpenAI tensor names) without a config may be an open_clip "
+        "model (GELU, its own head counts) or an OpenAI one. Set the operator's \"architecture\" "
+        "to an open_clip model name (e.g. ViT-B-32-quickgelu for OpenAI's weights, ViT-H-14 for "
+        "LAION's) or to an open_clip config file, or put open_clip_config.json next to it");
   }
   result.family = dims.long_context ? ModelFamily::kLongClip : ModelFamily::kClip;
   if (request.family != ModelFamily::kAny && request.family != result.family) {

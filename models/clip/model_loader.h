@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/clip/clip_model.h"
+#include "models/clip/open_clip_config.h"
 
 namespace clipshard {
 
@@ -25,6 +26,11 @@ struct ModelRequest {
   std::string device;                // "" = auto (see resolve_device)
   std::string precision;             // "" = auto: fp16 on CUDA, fp32 on CPU
   int torch_threads = 0;             // > 0: at::set_num_threads(n) (process-wide); 0 = leave it
+  // An open_clip architecture for a bare state dict without a config: a name of
+  // open_clip_architecture_names() (e.g. "ViT-B-32-quickgelu") or an open_clip config file.
+  // "" = none. Refused for files that carry their own architecture (Hugging Face config.json,
+  // open_clip_config.json, TorchScript, LongCLIP).
+  std::string architecture;
 };
 
 enum class ModelFormat {
@@ -33,6 +39,8 @@ enum class ModelFormat {
   kOpenAITorchScript,   // OpenAI's released TorchScript archive (.pt)
   kLongClipCheckpoint,  // torch.save'd LongCLIP state dict (.pt/.bin/.ckpt)
   kHuggingFaceFile,     // a lone safetensors/.bin file with Hugging Face names
+  kOpenClipDir,         // open_clip_config.json + open_clip_model.safetensors / _pytorch_model.bin
+  kOpenClipStateDict,   // a bare OpenAI-layout state dict + ModelRequest::architecture
 };
 const char* model_format_name(ModelFormat format);
 
@@ -46,6 +54,9 @@ struct LoadedModel {
   // Hugging Face tokenizer files next to the weights, when both exist; otherwise the caller uses
   // the bundled BPE vocabulary.
   std::optional<std::filesystem::path> vocab_json, merges_txt;
+  // Set for open_clip models (kOpenClipDir, kOpenClipStateDict): they run with open_clip's own
+  // tokenizer and this eval transform, whatever operator uses them.
+  std::optional<OpenClipPreprocess> open_clip;
   // 32 hex digits: XXH3-128 of the canonical fp32 weights (names, shapes, bytes) and the config
   // fields that change the forward (activation, eos id, heads, eps). The same weights give the same
   // id in every format; the embedding cache keys on it.
@@ -67,7 +78,16 @@ std::optional<std::filesystem::path> find_checkpoint_in_dir(const std::filesyste
 // Resolves, reads, converts to the OpenAI layout, checks the family and the shapes, builds and
 // places the model (threads, device, dtype as requested). Throws ModelError (not found with the
 // places searched, wrong family, corrupt checkpoint with the CheckpointError message, unusable
-// device).
+// device, a config refused by name, a bare state dict whose architecture cannot be known).
+//
+// What a file is (docs/CONFIG.md, "Model files"): a directory with config.json + model.safetensors
+// / pytorch_model.bin (or their .index.json shard index) is Hugging Face; else one with
+// open_clip_config.json + open_clip_model.safetensors / open_clip_pytorch_model.bin (or index) is
+// open_clip; a TorchScript archive is OpenAI; Hugging Face tensor names are Hugging Face; an
+// OpenAI-layout state dict with positional_embedding_res is LongCLIP; with `architecture` set, an
+// OpenAI-layout state dict is that open_clip model; without it, only a torch.save'd `.pt` file
+// whose name does not start with "open_clip" is taken as OpenAI CLIP (QuickGELU, width/64 heads):
+// any other bare state dict (.bin, .safetensors, .ckpt, open_clip_*) is refused, never guessed.
 LoadedModel load_model(const ModelRequest& request);
 
 // The steps of load_model without building a model: the canonical fp32 weights and their metadata

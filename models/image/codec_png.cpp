@@ -2,9 +2,11 @@
 //   grey 1/2/4/8 bit ("1", "L;2", "L;4", "L")  -> scaled to 0..255, replicated (libpng's expansion
 //                                                 uses the same 0x55 / 0x11 / 0xFF factors)
 //   grey 16 bit ("I;16B" -> mode I)             -> value clamped to 0..255 (not rescaled)
-//   grey+alpha, RGB, RGBA, 8 or 16 bit          -> alpha dropped, 16-bit samples keep the high byte
+//   grey+alpha, RGB, RGBA, 8 or 16 bit          -> alpha dropped (kept apart in RgbImage::alpha),
+//                                                 16-bit samples keep the high byte
 //   palette 1..8 bit                            -> expanded with the PLTE entries; indices past the
-//                                                 end of PLTE get Pillow's default grey ramp (i,i,i)
+//                                                 end of PLTE get Pillow's default grey ramp
+//                                                 (i,i,i)
 // tRNS is ignored (convert("RGB") drops transparency). Errors longjmp out of libpng; running out
 // of bytes before the last row is kTruncatedImage. Chunks after the image data are not read
 // (Pillow stops at the last row too), and a bad CRC in an ancillary chunk is an error, as in
@@ -51,6 +53,7 @@ enum class Conversion {
   kDirect,   // libpng already delivers 8-bit RGB
   kPalette,  // 8-bit indices -> Pillow palette
   kGrey16,   // big-endian 16-bit grey -> clamp to 255
+  kAlpha,    // 8-bit RGBA (RGBA, or grey+alpha expanded) -> RGB + the alpha plane
 };
 
 // Pillow's palette: the PLTE entries over a 0..255 grey ramp (ImagingPaletteNew).
@@ -68,8 +71,13 @@ void build_palette(png_structp png, png_infop info, uint8_t table[256][3]) {
 }
 
 void convert_row(Conversion conversion, const uint8_t* in, int width, const uint8_t (*palette)[3],
-                 uint8_t* out) {
-  if (conversion == Conversion::kPalette) {
+                 uint8_t* out, uint8_t* alpha) {
+  if (conversion == Conversion::kAlpha) {
+    for (int x = 0; x < width; ++x, out += 3, in += 4) {
+      std::memcpy(out, in, 3);
+      alpha[x] = in[3];
+    }
+  } else if (conversion == Conversion::kPalette) {
     for (int x = 0; x < width; ++x, out += 3) std::memcpy(out, palette[in[x]], 3);
   } else {  // kGrey16
     for (int x = 0; x < width; ++x, out += 3) {
@@ -150,16 +158,16 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
       }
       break;
     case PNG_COLOR_TYPE_GRAY_ALPHA:
+      conversion = Conversion::kAlpha;
       png_set_strip_16(png);
-      png_set_strip_alpha(png);
       png_set_gray_to_rgb(png);
       break;
     case PNG_COLOR_TYPE_RGB:
       png_set_strip_16(png);
       break;
     case PNG_COLOR_TYPE_RGB_ALPHA:
+      conversion = Conversion::kAlpha;
       png_set_strip_16(png);
-      png_set_strip_alpha(png);
       break;
     default:
       png_destroy_read_struct(&png, &info, nullptr);
@@ -171,6 +179,7 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
   const int w = static_cast<int>(width);
   const int h = static_cast<int>(height);
   allocate_rgb(w, h, out);
+  if (conversion == Conversion::kAlpha) out->alpha.resize(static_cast<size_t>(w) * h);
   const size_t stride = size_t{3} * static_cast<size_t>(w);
   const size_t row_bytes = png_get_rowbytes(png, info);
   if (conversion == Conversion::kDirect && row_bytes != stride) {
@@ -190,7 +199,8 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
     png_read_image(png, row_pointers.data());
     if (conversion != Conversion::kDirect) {
       for (int y = 0; y < h; ++y) {
-        convert_row(conversion, row_pointers[y], w, palette, out->pixels.data() + y * stride);
+        convert_row(conversion, row_pointers[y], w, palette, out->pixels.data() + y * stride,
+                    out->alpha.data() + static_cast<size_t>(y) * w);
       }
     }
   } else {
@@ -201,7 +211,8 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
         png_read_row(png, target, nullptr);
       } else {
         png_read_row(png, rows.data(), nullptr);
-        convert_row(conversion, rows.data(), w, palette, target);
+        convert_row(conversion, rows.data(), w, palette, target,
+                    out->alpha.data() + static_cast<size_t>(y) * w);
       }
     }
   }

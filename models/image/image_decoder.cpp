@@ -51,8 +51,7 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size) {
     return ImageFormat::kTiff;
   }
   if (size >= 3 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6' &&
-      (data[2] == ' ' || data[2] == '\t' || data[2] == '\n' || data[2] == '\r' ||
-       data[2] == '#')) {
+      (data[2] == ' ' || data[2] == '\t' || data[2] == '\n' || data[2] == '\r' || data[2] == '#')) {
     return ImageFormat::kPnm;
   }
   if (starts_with(data, size, "\0\0\0\x0CjP  \r\n\x87\n", 12) ||
@@ -62,16 +61,16 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size) {
   // Recognised image containers that this tool does not decode.
   if ((size >= 12 && std::memcmp(data + 4, "ftyp", 4) == 0) ||  // HEIC, AVIF (ISO-BMFF)
       starts_with(data, size, "II+\0", 4) || starts_with(data, size, "MM\0+", 4) ||  // BigTIFF
-      starts_with(data, size, "8BPS", 4) ||                          // Photoshop
-      starts_with(data, size, "\0\0\1\0", 4) ||                      // ICO
-      starts_with(data, size, "\0\0\2\0", 4) ||                      // CUR
-      starts_with(data, size, "DDS ", 4) ||                          // DirectDraw surface
-      starts_with(data, size, "qoif", 4) ||                          // QOI
-      starts_with(data, size, "\x76\x2F\x31\x01", 4) ||              // OpenEXR
-      starts_with(data, size, "#?RADIANCE", 10) ||                   // Radiance HDR
-      starts_with(data, size, "\xFF\x0A", 2) ||                      // JPEG XL codestream
-      starts_with(data, size, "\0\0\0\x0CJXL \r\n\x87\n", 12) ||     // JPEG XL container
-      starts_with(data, size, "\x59\xA6\x6A\x95", 4) ||              // Sun raster
+      starts_with(data, size, "8BPS", 4) ||                                          // Photoshop
+      starts_with(data, size, "\0\0\1\0", 4) ||                                      // ICO
+      starts_with(data, size, "\0\0\2\0", 4) ||                                      // CUR
+      starts_with(data, size, "DDS ", 4) ||                       // DirectDraw surface
+      starts_with(data, size, "qoif", 4) ||                       // QOI
+      starts_with(data, size, "\x76\x2F\x31\x01", 4) ||           // OpenEXR
+      starts_with(data, size, "#?RADIANCE", 10) ||                // Radiance HDR
+      starts_with(data, size, "\xFF\x0A", 2) ||                   // JPEG XL codestream
+      starts_with(data, size, "\0\0\0\x0CJXL \r\n\x87\n", 12) ||  // JPEG XL container
+      starts_with(data, size, "\x59\xA6\x6A\x95", 4) ||           // Sun raster
       starts_with(data, size, "PF\n", 3) || starts_with(data, size, "Pf\n", 3)) {  // PFM
     return ImageFormat::kOther;
   }
@@ -105,14 +104,16 @@ RowStatus decode_image_file(const std::filesystem::path& path, const DecodeOptio
       return RowStatus::Error(RowError::kFileNotFound, "no such file: " + name);
     }
     if (err == EISDIR) return RowStatus::Error(RowError::kIsDirectory, "is a directory: " + name);
-    return RowStatus::Error(RowError::kUnreadableFile, "cannot open " + name + ": " + errno_text(err));
+    return RowStatus::Error(RowError::kUnreadableFile,
+                            "cannot open " + name + ": " + errno_text(err));
   }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) {
     return RowStatus::Error(RowError::kUnreadableFile,
                             "cannot stat " + name + ": " + errno_text(errno));
   }
-  if (S_ISDIR(st.st_mode)) return RowStatus::Error(RowError::kIsDirectory, "is a directory: " + name);
+  if (S_ISDIR(st.st_mode))
+    return RowStatus::Error(RowError::kIsDirectory, "is a directory: " + name);
   if (!S_ISREG(st.st_mode)) {
     return RowStatus::Error(RowError::kUnreadableFile, "not a regular file: " + name);
   }
@@ -198,6 +199,7 @@ void allocate_rgb(int width, int height, RgbImage* out) {
   out->width = width;
   out->height = height;
   out->pixels.resize(size_t{3} * static_cast<size_t>(width) * static_cast<size_t>(height));
+  out->alpha.clear();
 }
 
 }  // namespace image_internal

@@ -27,6 +27,10 @@ struct RgbImage {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> pixels;
+  // The alpha channel Pillow would keep before convert("RGB") (PNG modes RGBA and LA), width *
+  // height bytes; empty for every other image. `pixels` never depends on it (alpha dropped
+  // without compositing); only pipelines that resize before the RGB conversion read it.
+  std::vector<uint8_t> alpha;
 };
 
 struct DecodeOptions {

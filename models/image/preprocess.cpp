@@ -24,8 +24,8 @@ CropPlan plan_resize_and_crop(int width, int height, const PreprocessSpec& spec)
   const int64_t short_side = width_is_short ? width : height;
   const int64_t long_side = width_is_short ? height : width;
   // Python: int(size * long / short), a correctly rounded true division then truncation.
-  const int64_t new_long = static_cast<int64_t>(static_cast<double>(n * long_side) /
-                                                static_cast<double>(short_side));
+  const int64_t new_long =
+      static_cast<int64_t>(static_cast<double>(n * long_side) / static_cast<double>(short_side));
   plan.resized_width = width_is_short ? n : new_long;
   plan.resized_height = width_is_short ? new_long : n;
   plan.left = crop_offset(plan.resized_width - n, spec.rounding);
@@ -39,8 +39,44 @@ void resize_and_center_crop(const RgbImage& image, const PreprocessSpec& spec, R
     return;
   }
   const CropPlan plan = plan_resize_and_crop(image.width, image.height, spec);
-  pil_resize_bicubic_window(image, plan.resized_width, plan.resized_height, plan.left, plan.top,
-                            spec.size, spec.size, out);
+  const size_t n_pixels = static_cast<size_t>(image.width) * static_cast<size_t>(image.height);
+  // Pillow returns a copy when the size does not change: no premultiplication round trip then.
+  if (!spec.resize_before_rgb || image.alpha.size() != n_pixels ||
+      (plan.resized_width == image.width && plan.resized_height == image.height)) {
+    pil_resize_bicubic_window(image, plan.resized_width, plan.resized_height, plan.left, plan.top,
+                              spec.size, spec.size, out);
+    return;
+  }
+  // Image.resize of an RGBA image: convert("RGBa") (c * a / 255, rounded as MULDIV255), the same
+  // separable resample on every band, convert("RGBA") (c * 255 / a, truncated and clipped; a of 0
+  // or 255 copies c).
+  RgbImage premultiplied, alpha;
+  premultiplied.width = alpha.width = image.width;
+  premultiplied.height = alpha.height = image.height;
+  premultiplied.pixels.resize(3 * n_pixels);
+  alpha.pixels.resize(3 * n_pixels);
+  for (size_t i = 0; i < n_pixels; ++i) {
+    const unsigned a = image.alpha[i];
+    for (int c = 0; c < 3; ++c) {
+      const unsigned t = image.pixels[3 * i + c] * a + 128;
+      premultiplied.pixels[3 * i + c] = static_cast<uint8_t>(((t >> 8) + t) >> 8);
+      alpha.pixels[3 * i + c] = static_cast<uint8_t>(a);
+    }
+  }
+  RgbImage resized_alpha;
+  pil_resize_bicubic_window(premultiplied, plan.resized_width, plan.resized_height, plan.left,
+                            plan.top, spec.size, spec.size, out);
+  pil_resize_bicubic_window(alpha, plan.resized_width, plan.resized_height, plan.left, plan.top,
+                            spec.size, spec.size, &resized_alpha);
+  const size_t n_out = static_cast<size_t>(out->width) * static_cast<size_t>(out->height);
+  for (size_t i = 0; i < n_out; ++i) {
+    const unsigned a = resized_alpha.pixels[3 * i];
+    if (a == 0 || a == 255) continue;
+    for (int c = 0; c < 3; ++c) {
+      const unsigned v = 255u * out->pixels[3 * i + c] / a;
+      out->pixels[3 * i + c] = static_cast<uint8_t>(v > 255 ? 255 : v);
+    }
+  }
 }
 
 RgbImage resize_and_center_crop(const RgbImage& image, const PreprocessSpec& spec) {

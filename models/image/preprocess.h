@@ -21,12 +21,27 @@ struct PreprocessSpec {
   CropRounding rounding = CropRounding::kHalfToEven;
   std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};  // OpenAI CLIP's, per channel
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
+  // true: the resize happens before convert("RGB"), as in open_clip's eval transform, so an image
+  // with alpha (RgbImage::alpha) is resized by Pillow in premultiplied RGBa and unpremultiplied
+  // before the alpha is dropped. false: alpha is ignored (the Hugging Face processor converts
+  // first). (OpenAI's / Long-CLIP's transform also converts after the resize; those pipelines keep
+  // their historical behaviour here.)
+  bool resize_before_rgb = false;
 };
 
 // The presets of the three reference pipelines.
-inline PreprocessSpec openai_preprocess(int size = 224) { return {size, CropRounding::kHalfToEven}; }
-inline PreprocessSpec longclip_preprocess(int size = 336) { return {size, CropRounding::kHalfToEven}; }
+inline PreprocessSpec openai_preprocess(int size = 224) {
+  return {size, CropRounding::kHalfToEven};
+}
+inline PreprocessSpec longclip_preprocess(int size = 336) {
+  return {size, CropRounding::kHalfToEven};
+}
 inline PreprocessSpec hf_clip_preprocess(int size = 224) { return {size, CropRounding::kFloor}; }
+// open_clip's eval transform: torchvision's rounding with the model's own mean/std.
+inline PreprocessSpec open_clip_preprocess(int size, const std::array<float, 3>& mean,
+                                           const std::array<float, 3>& std) {
+  return {size, CropRounding::kHalfToEven, mean, std, /*resize_before_rgb=*/true};
+}
 
 // Where the crop comes from: the resized size (shorter side n, longer side
 // int(n * long / short), unchanged when the image already has that size) and the crop's top-left
@@ -42,8 +57,9 @@ struct CropPlan {
 CropPlan plan_resize_and_crop(int width, int height, const PreprocessSpec& spec);
 
 // The n x n uint8 crop of the resized image, computing only the cropped pixels (bit-identical to
-// PIL's full resize followed by the crop). Returns an empty image for an empty input. The second
-// form reuses out->pixels' capacity.
+// PIL's full resize followed by the crop; with spec.resize_before_rgb and an alpha plane, to
+// Pillow 9.4's RGBA resize through premultiplied RGBa followed by convert("RGB")). Returns an empty
+// image for an empty input. The second form reuses out->pixels' capacity.
 RgbImage resize_and_center_crop(const RgbImage& image, const PreprocessSpec& spec);
 void resize_and_center_crop(const RgbImage& image, const PreprocessSpec& spec, RgbImage* out);
 

@@ -17,6 +17,8 @@ namespace {
 using text::BpeModel;
 
 using text::kEndText;
+using text::kOpenClipEndText;
+using text::kOpenClipStartText;
 using text::kStartText;
 using text::match_literal;
 using text::pretokenize;
@@ -266,14 +268,20 @@ TokenizedText ClipTokenizer::tokenize(std::string_view utf8, int context_length)
   TokenSink tokens(*bpe_, static_cast<std::size_t>(context_length - 2));
   const auto word = [&](std::u32string_view w) { return tokens.add_word(w); };
   bool exact = true;
-  if (flavor_ == TokenizerFlavor::kOpenAI) {
+  if (flavor_ == TokenizerFlavor::kOpenAI || flavor_ == TokenizerFlavor::kOpenClip) {
+    const bool open_clip = flavor_ == TokenizerFlavor::kOpenClip;
+    const std::u32string_view start_text = open_clip ? kOpenClipStartText : kStartText;
+    const std::u32string_view end_text = open_clip ? kOpenClipEndText : kEndText;
     exact = run_openai(utf8, [&](std::u32string_view cleaned) {
-      return pretokenize(cleaned, true, [&](std::u32string_view w) {
-        // The official encoder's cache maps the two special strings to themselves.
-        if (w == kStartText) return tokens.add_special(start_id_);
-        if (w == kEndText) return tokens.add_special(end_id_);
-        return tokens.add_word(w);
-      });
+      return pretokenize(
+          cleaned, true,
+          [&](std::u32string_view w) {
+            // The official encoders' caches map the two special strings to themselves.
+            if (w == start_text) return tokens.add_special(start_id_);
+            if (w == end_text) return tokens.add_special(end_id_);
+            return tokens.add_word(w);
+          },
+          start_text, end_text);
     });
   } else {
     exact = run_hf(utf8, [&](std::u32string_view normalized) {
@@ -299,7 +307,7 @@ std::string ClipTokenizer::clean_text(std::string_view utf8) const {
     for (char32_t c : piece) text::append_utf8(out, c);
     return true;
   };
-  if (flavor_ == TokenizerFlavor::kOpenAI) {
+  if (flavor_ == TokenizerFlavor::kOpenAI || flavor_ == TokenizerFlavor::kOpenClip) {
     run_openai(utf8, append);
   } else {
     run_hf(utf8, append);

@@ -22,6 +22,10 @@ enum class TokenizerFlavor {
   // NFC, \s+ -> " ", per-character lower case; special tokens matched after normalisation; no ftfy,
   // no HTML unescaping, no strip. Used by ImageCLIPEvaluator and ImageClipFilter.
   kHuggingFaceFast,
+  // open_clip's SimpleTokenizer (clean "lower"): kOpenAI's cleaning, regex and BPE, but the special
+  // tokens it matches in the text are spelled <start_of_text> / <end_of_text> (same ids). Used by
+  // every operator for open_clip models.
+  kOpenClip,
 };
 
 struct TokenizedText {

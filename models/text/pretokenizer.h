@@ -12,6 +12,9 @@ namespace clipshard::text {
 
 inline constexpr std::u32string_view kStartText = U"<|startoftext|>";
 inline constexpr std::u32string_view kEndText = U"<|endoftext|>";
+// open_clip's SimpleTokenizer spells them differently (same ids).
+inline constexpr std::u32string_view kOpenClipStartText = U"<start_of_text>";
+inline constexpr std::u32string_view kOpenClipEndText = U"<end_of_text>";
 
 // Character equality of the official pattern, compiled with re.IGNORECASE by the `regex` module:
 // a lower-case ASCII literal also matches its upper case and, for 's'/'k', U+017F / U+212A.
@@ -37,9 +40,12 @@ inline std::size_t match_literal(std::u32string_view s, std::size_t i, std::u32s
 // U+0345 (whose other cases are letters) matches none of the classes, so it separates tokens like
 // whitespace (measured with the `regex` module over all code points); otherwise the case-sensitive
 // Hugging Face split (whose special tokens were split off before).
-// emit(token) returns false to stop; returns false when stopped.
+// emit(token) returns false to stop; returns false when stopped. `start_text` / `end_text`: the
+// special-token literals of the pattern (openai only; open_clip's differ).
 template <class Emit>
-bool pretokenize(std::u32string_view s, bool openai, Emit&& emit) {
+bool pretokenize(std::u32string_view s, bool openai, Emit&& emit,
+                 std::u32string_view start_text = kStartText,
+                 std::u32string_view end_text = kEndText) {
   static constexpr std::u32string_view kContractions[] = {U"'s", U"'t",  U"'re", U"'ve",
                                                           U"'m", U"'ll", U"'d"};
   const auto letter = [](char32_t c) { return text::is_letter(c); };
@@ -52,8 +58,8 @@ bool pretokenize(std::u32string_view s, bool openai, Emit&& emit) {
     const char32_t c = s[i];
     std::size_t len = 0;
     if (openai && c == '<') {
-      len = match_literal(s, i, kStartText, true);
-      if (len == 0) len = match_literal(s, i, kEndText, true);
+      len = match_literal(s, i, start_text, true);
+      if (len == 0) len = match_literal(s, i, end_text, true);
     }
     if (len == 0 && c == '\'') {
       for (std::u32string_view lit : kContractions) {

@@ -57,6 +57,7 @@ CheckpointFormat detect_checkpoint_format(const std::filesystem::path& file) {
 }
 
 StateDict read_checkpoint(const std::filesystem::path& file) {
+  if (is_shard_index(file)) return read_sharded_checkpoint(file);
   switch (detect_checkpoint_format(file)) {
     case CheckpointFormat::kSafetensors:
       return read_safetensors(file);

@@ -33,9 +33,24 @@ enum class CheckpointFormat { kSafetensors, kTorchZip, kTorchScript };
 // none of the supported formats.
 CheckpointFormat detect_checkpoint_format(const std::filesystem::path& file);
 
-// Reads any supported checkpoint. Throws CheckpointError. safetensors and torch.save tensors are
-// views of the mapped file (HostBuffer::map_file): read-only, copy one before changing it.
+// Reads any supported checkpoint, or a sharded one when `file` is a shard index (see
+// is_shard_index). Throws CheckpointError. safetensors and torch.save tensors are views of the
+// mapped file (HostBuffer::map_file): read-only, copy one before changing it.
 StateDict read_checkpoint(const std::filesystem::path& file);
+
+// True when the file name ends with ".index.json" (model.safetensors.index.json,
+// pytorch_model.bin.index.json, open_clip_model.safetensors.index.json, ...).
+bool is_shard_index(const std::filesystem::path& file);
+
+// A sharded checkpoint as Hugging Face writes it: `index` is a JSON object whose "weight_map" maps
+// every tensor name to a shard file in the index's folder; each shard is any format
+// read_checkpoint reads. Returns the union, exactly as a single file holding the same tensors.
+// Throws CheckpointError naming the index or shard file and the tensor when: the index is not
+// valid JSON or has no weight_map; a tensor is listed twice in it; a shard file is missing or
+// unreadable; a listed tensor is absent from its shard; a shard holds a tensor the index does not
+// assign to it (e.g. the same tensor in two shards); the floating tensors do not all have one
+// dtype (Hugging Face writes every shard in the checkpoint's one dtype).
+StateDict read_sharded_checkpoint(const std::filesystem::path& index);
 
 StateDict read_safetensors(const std::filesystem::path& file);
 // torch.save zip archive whose top-level object is a dict/OrderedDict of tensors (possibly nested

@@ -17,7 +17,7 @@ namespace {
 TEST(Cuda, TinyModelEmbeddingsMatchCpuWithinFp16) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU path not exercised";
   ModelRequest cpu{(testing::fixtures() / "models/tiny/hf").string(), ModelFamily::kClip, "",
-                   "cpu", "", 0};
+                   "cpu", "", 0, ""};
   ModelRequest gpu = cpu;
   gpu.device = "cuda";
   LoadedModel a = load_model(cpu), b = load_model(gpu);
