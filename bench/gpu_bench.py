@@ -17,6 +17,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,43 +28,48 @@ def log(msg):
 
 
 class GpuSampler:
-    """nvidia-smi in the background for the length of a `with` block: mean/max utilisation, max memory."""
+    """nvidia-smi in the background for the length of a `with` block; every sample is stamped with
+    the time it arrived, so that summary(t0, t1) covers one measurement of several."""
 
     def __init__(self, path):
         self.path = path
         self.proc = None
+        self.samples = []  # (time, utilisation %, memory MiB)
 
     def __enter__(self):
         if shutil.which("nvidia-smi"):
-            self.file = open(self.path, "w")
             self.proc = subprocess.Popen(
                 ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
                  "--format=csv,noheader,nounits", "-lms", "200"],
-                stdout=self.file, stderr=subprocess.DEVNULL)
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
         return self
+
+    def _read(self):
+        with open(self.path, "w") as f:
+            for line in self.proc.stdout:
+                now = time.time()
+                f.write(f"{now:.3f},{line}")
+                try:
+                    util, mem = (float(x) for x in line.split(",")[:2])
+                    self.samples.append((now, util, mem))
+                except ValueError:
+                    pass
 
     def __exit__(self, *exc):
         if self.proc:
             self.proc.terminate()
             self.proc.wait()
-            self.file.close()
+            self.thread.join(timeout=5)
 
-    def summary(self):
-        if not self.proc:
+    def summary(self, t0=0.0, t1=float("inf")):
+        picked = [(u, m) for t, u, m in self.samples if t0 <= t <= t1]
+        if not picked:
             return {}
-        util, mem = [], []
-        with open(self.path) as f:
-            for line in f:
-                parts = [p.strip() for p in line.split(",")]
-                try:
-                    util.append(float(parts[0]))
-                    mem.append(float(parts[1]))
-                except (ValueError, IndexError):
-                    pass
-        if not util:
-            return {}
+        util = [u for u, _ in picked]
         return {"gpu_util_mean": round(sum(util) / len(util), 1), "gpu_util_max": max(util),
-                "gpu_mem_max_mib": max(mem), "samples": len(util)}
+                "gpu_mem_max_mib": max(m for _, m in picked), "gpu_samples": len(picked)}
 
 
 def run(cmd, logf, timeout):
@@ -127,7 +133,7 @@ def main():
     else:
         presets = [("vit-b-32", "clip", "hf"), ("longclip-l-336", "longclip", "longclip")]
         # bf16 is not a precision the model loader knows (auto, fp32, fp16): not measured.
-        precisions, batches, rows, distinct, reps = ["fp16", "fp32"], [64, 128, 256, 512], 4096, 64, 3
+        precisions, batches, rows, distinct, reps = ["fp16", "fp32"], [64, 128, 256, 512], 4096, 64, 2
     results, skipped = [], []
 
     def time_left():
@@ -143,31 +149,33 @@ def main():
             log(f"model {preset} written in {time.time() - t:.1f} s")
         models[preset] = (path, family)
 
-    # The towers alone, largest batch last so that a deadline cuts the least informative rows.
+    # The towers alone: one model_bench process (one model load) per preset and precision, every
+    # batch size in it, smallest first so that a deadline cuts the largest.
     for preset, family, _ in presets:
         path = models[preset][0]
         for precision in precisions:
-            for batch in batches:
-                name = f"{preset} {precision} batch {batch}"
-                if time_left() < 25:
-                    skipped.append(name + ": time budget")
-                    continue
-                smi = os.path.join(a.out, f"smi-{preset}-{precision}-{batch}.csv")
-                try:
-                    with GpuSampler(smi) as s:
-                        out = run([model_bench, "--model", path, "--family", family, "--device",
-                                   a.device, "--precision", precision, "--batch", str(batch),
-                                   "--text-len", "77" if family == "clip" else "248",
-                                   "--reps", str(reps)], logf, max(5, time_left() - 10))
-                    r = json.loads(out)
-                except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
-                    skipped.append(f"{name}: {e}")
-                    log(f"{name}: {e}")
-                    continue
-                r.update({"kind": "towers", "preset": preset, "precision": precision,
-                          "device": a.device, **s.summary()})
+            name = f"{preset} {precision}"
+            if time_left() < 30:
+                skipped.append(f"{name} (batches {batches}): time budget")
+                continue
+            smi = os.path.join(a.out, f"smi-{preset}-{precision}.csv")
+            try:
+                with GpuSampler(smi) as s:
+                    out = run([model_bench, "--model", path, "--family", family, "--device",
+                               a.device, "--precision", precision,
+                               "--batch", ",".join(str(b) for b in batches),
+                               "--text-len", "77" if family == "clip" else "248",
+                               "--reps", str(reps)], logf, max(5, time_left() - 15))
+                rows_out = [json.loads(line) for line in out.splitlines() if line.strip()]
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                skipped.append(f"{name}: {e}")
+                log(f"{name}: {e}")
+                continue
+            for r in rows_out:
+                r.update({"kind": "towers", "preset": preset, **s.summary(r["t_start"], r["t_end"])})
                 results.append(r)
-                log(f"{name}: {r['images_per_s']:.0f} images/s, {r['texts_per_s']:.0f} texts/s")
+                log(f"{name} batch {r['batch']}: {r['images_per_s']:.0f} images/s, "
+                    f"{r['texts_per_s']:.0f} texts/s")
 
     # End to end: decode (reduced) + preprocess + both towers + output, on JPEGs.
     paths, image_note = make_images(os.path.join(a.work, "images"), distinct,

@@ -93,9 +93,18 @@ int main(int argc, char** argv) {
         (void)loaded.model->encode_image(images);
         (void)loaded.model->encode_text(ids);
       }
+      // Wall-clock bounds of the measurement, to match it with GPU utilisation samples.
+      const auto epoch = [] {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+      };
+      const double t_start = epoch();
       const double img = best_of([&] { (void)loaded.model->encode_image(images); });
       const double txt = best_of([&] { (void)loaded.model->encode_text(ids); });
-      nlohmann::json out = {{"threads", at::get_num_threads()},
+      const double t_end = epoch();
+      nlohmann::json out = {{"t_start", t_start},
+                            {"t_end", t_end},
+                            {"threads", at::get_num_threads()},
                             {"device", device},
                             {"precision", precision.empty() ? "auto" : precision},
                             {"load_seconds", load_seconds},
