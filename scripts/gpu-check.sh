@@ -182,6 +182,16 @@ if grep -v "Torch_DIR" "$out/found-libraries.txt" | grep -v "$prefix" | grep -q 
   fail "CMake found a library outside $prefix" found-libraries.txt
 fi
 "$build/driver/clipshard" version >"$out/version.txt" 2>&1 || fail "clipshard does not start" version.txt
+# Without MPI, several ranks under a launcher must be refused before anything is written.
+step=no-mpi
+if OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 "$build/driver/clipshard" run \
+  --op ImageCLIPEvaluator --model "$repo/tests/fixtures/models/tiny/hf" \
+  --input "$repo/tests/fixtures/operators/clip_eval/input.jsonl" \
+  --output-dir "$build/no-mpi-run" >"$out/no-mpi.txt" 2>&1; then
+  fail "a lean clipshard ran as 2 MPI ranks" no-mpi.txt
+fi
+grep -q "built without MPI" "$out/no-mpi.txt" || fail "no clear message for 2 ranks" no-mpi.txt
+[[ ! -e $build/no-mpi-run ]] || fail "the refused run wrote $build/no-mpi-run" no-mpi.txt
 
 # 5. test --------------------------------------------------------------------------------------
 run_step test 120 ctest-gpu.log ctest --test-dir "$build" -L gpu --output-on-failure
