@@ -84,6 +84,17 @@ def run(cmd, logf, timeout):
     return p.stdout
 
 
+def json_objects(text):
+    """Every JSON object in text (model_bench prints one per batch size, pretty or not)."""
+    decoder, objects, pos = json.JSONDecoder(), [], 0
+    while True:
+        start = text.find("{", pos)
+        if start < 0:
+            return objects
+        obj, pos = decoder.raw_decode(text, start)
+        objects.append(obj)
+
+
 def make_images(root, n_distinct, size):
     """n_distinct JPEGs (PIL when present, else copies of the fixture photos)."""
     os.makedirs(root, exist_ok=True)
@@ -166,7 +177,7 @@ def main():
                                "--batch", ",".join(str(b) for b in batches),
                                "--text-len", "77" if family == "clip" else "248",
                                "--reps", str(reps)], logf, max(5, time_left() - 15))
-                rows_out = [json.loads(line) for line in out.splitlines() if line.strip()]
+                rows_out = json_objects(out)
             except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
                 skipped.append(f"{name}: {e}")
                 log(f"{name}: {e}")

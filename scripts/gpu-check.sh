@@ -101,7 +101,7 @@ fi
 command -v cmake >/dev/null || { report failed "checks: no cmake"; exit 1; }
 generator=(-G Ninja)
 command -v ninja >/dev/null || generator=()
-compiler=$(c++ --version | head -1)
+compiler=$( (c++ --version || g++ --version) 2>/dev/null | head -1 || true)
 
 # 2. deps --------------------------------------------------------------------------------------
 if [[ ! -f $deps ]]; then
@@ -122,7 +122,7 @@ unpack() {
   # Runtime libraries: on the GPU host only the sonames it lacks (its own newer zlib, libcurl ...
   # stay in use; ICU 72 and HDF5 103 come from here); in the dry run all of them, to prove they load.
   mkdir -p "$prefix/runtime-lib"
-  for so in "$lib"/*.so.*; do
+  for so in "$lib"/*.so.* "$prefix"/lib/x86_64-linux-gnu/*.so.*; do  # zlib and a few live in /lib
     soname=$(basename "$so")
     [[ $soname =~ \.so\.[0-9]+$ ]] || continue
     if [[ $dry == 1 ]] || ! /sbin/ldconfig -p | grep -q "^[[:space:]]*$soname "; then
@@ -157,11 +157,16 @@ cmake_args=(
   # Headers: the prefix's before /usr/include (pkg-config drops it as a system directory).
   "-DCMAKE_CXX_FLAGS=-isystem $prefix/usr/include"
   # Link: the prefix's libraries resolve the NEEDED entries of those linked (libhdf5 -> libsz ...).
-  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$lib"
+  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$lib:$prefix/lib/x86_64-linux-gnu"
 )
 if [[ $dry == 0 ]]; then
   # The GPU host's H200 only (sm_90): less to detect, nothing to compile for other GPUs.
   cmake_args+=(-DTORCH_CUDA_ARCH_LIST=9.0 -DCLIPSHARD_BUILD_TESTS=ON)
+  # Torch's CMake package looks for the CUDA toolkit (FindCUDAToolkit): point it at this nvcc.
+  if command -v nvcc >/dev/null; then
+    nvcc_path=$(command -v nvcc)
+    cmake_args+=(-DCMAKE_CUDA_COMPILER="$nvcc_path" -DCUDAToolkit_ROOT="$(dirname "$(dirname "$nvcc_path")")")
+  fi
 fi
 run_step configure 120 configure.log cmake "${cmake_args[@]}"
 
@@ -172,10 +177,20 @@ run_step build "$build_limit" build.log cmake --build "$build" -j "$jobs" --targ
 step=linkage
 ldd "$build/driver/clipshard" >"$out/ldd-clipshard.txt" 2>&1 || fail "ldd failed" ldd-clipshard.txt
 grep -q "not found" "$out/ldd-clipshard.txt" && fail "a library is not found at run time" ldd-clipshard.txt
-for soname in libhdf5_serial.so.103 libicuuc.so.72 libxxhash.so.0 libutf8proc.so.2; do
-  grep -q "$soname => $prefix" "$out/ldd-clipshard.txt" ||
-    fail "$soname does not come from $prefix" ldd-clipshard.txt
+# Every library clipshard names (NEEDED) that was staged must load from the prefix (the build's
+# RUNPATH, or runtime-lib) — except, on the GPU host, a soname the host has itself (not linked into
+# runtime-lib: zlib, say), which may load from the host. HDF5 and ICU must be among them.
+staged_needed=""
+for soname in $(readelf -d "$build/driver/clipshard" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+  [[ -e $lib/$soname || -e $prefix/lib/x86_64-linux-gnu/$soname ]] || continue
+  staged_needed+="$soname "
+  grep -q "^[[:space:]]*$soname => $prefix/" "$out/ldd-clipshard.txt" && continue
+  [[ $dry == 0 && ! -e $prefix/runtime-lib/$soname ]] && continue
+  fail "$soname does not come from $prefix" ldd-clipshard.txt
 done
+[[ $staged_needed == *libhdf5_serial.so.103* && $staged_needed == *libicuuc.so.72* ]] ||
+  fail "clipshard does not link the staged HDF5 and ICU (it names: $staged_needed)" ldd-clipshard.txt
+echo "$staged_needed" >"$out/staged-needed.txt"
 grep -E "^(HDF5_hdf5_LIBRARY_RELEASE|HDF5_C_INCLUDE_DIR|ICU_[A-Z0-9]+_LIBRARY_RELEASE|ICU_INCLUDE_DIR|PNG_LIBRARY_RELEASE|JPEG_LIBRARY_RELEASE|GIF_LIBRARY|ZLIB_LIBRARY_RELEASE|XXHASH_[A-Z]+|pkgcfg_lib_[A-Za-z0-9_]+|nlohmann_json_DIR|GTest_DIR|CLI11_DIR|Torch_DIR):" \
   "$build/CMakeCache.txt" >"$out/found-libraries.txt" || true
 if grep -v "Torch_DIR" "$out/found-libraries.txt" | grep -v "$prefix" | grep -q "/"; then
