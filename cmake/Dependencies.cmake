@@ -27,8 +27,6 @@ target_include_directories(clipshard_xxhash INTERFACE ${XXHASH_INCLUDE_DIR})
 target_link_libraries(clipshard_xxhash INTERFACE ${XXHASH_LIBRARY})
 # Torch's exported flags include -D_GLIBCXX_USE_CXX11_ABI; keep them on every target that links it.
 
-# add_library() refuses a static library without sources; a folder that is still empty (a part being
-# written) gets one generated empty translation unit instead.
 # An optional part is a choice between two source files, not #if: NAME.cpp uses the library,
 # NAME_none.cpp stands in for it (same header). The one not built is listed here.
 set(CLIPSHARD_EXCLUDED_SOURCES "")
@@ -43,6 +41,8 @@ else()
   list(APPEND CLIPSHARD_EXCLUDED_SOURCES models/image/codec_opencv.cpp)
 endif()
 
+# add_library() refuses a static library without sources; a folder that is still empty (a part being
+# written) gets one generated empty translation unit instead.
 function(clipshard_static_library name)
   foreach(excluded ${CLIPSHARD_EXCLUDED_SOURCES})
     list(FILTER ARGN EXCLUDE REGEX "/${excluded}$")
