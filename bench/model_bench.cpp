@@ -1,11 +1,15 @@
 // model_bench: the towers alone (no decoding, no I/O), for profiling the forward pass.
 //
-// Usage: model_bench --model PATH [--family clip|longclip] [--threads N] [--batch B]
-//                    [--text-len L] [--reps R] [--device cpu] [--trace FILE]
+// Usage: model_bench --model PATH [--family clip|longclip] [--threads N] [--batch B[,B...]]
+//                    [--text-len L] [--reps R] [--device cpu|cuda] [--precision auto|fp32|fp16]
+//                    [--trace FILE]
 // load_model() sets glibc's malloc up for the forward (CLIPSHARD_DEFAULT_MALLOC=1 leaves glibc's
 // defaults, for comparisons). Prints one JSON object: seconds per image batch and per text batch
-// (best of R), images/s, texts/s, and the pairs/s the two towers allow together. --trace writes a
-// Chrome trace (chrome://tracing, Perfetto) of the ATen operators of one image and one text batch
+// (best of R), images/s, texts/s, and the pairs/s the two towers allow together. Several batch
+// sizes (--batch 64,256,512: one model load, as the GPU check wants) print one object per line.
+// Times include the host-to-device copy of the inputs and the copy of the features back, as in
+// a run (encode_* return CPU tensors, so a CUDA batch is finished when they return). --trace writes
+// a Chrome trace (chrome://tracing, Perfetto) of the ATen operators of one image and one text batch
 // after a warm-up batch.
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
@@ -15,13 +19,15 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "models/clip/model_loader.h"
 
 int main(int argc, char** argv) {
-  std::string model, family = "clip", device = "cpu", trace;
-  int threads = 0, batch = 32, text_len = 32, reps = 3;
+  std::string model, family = "clip", device = "cpu", precision, trace, batches = "32";
+  int threads = 0, text_len = 32, reps = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--model")
@@ -31,7 +37,9 @@ int main(int argc, char** argv) {
     else if (a == "--threads")
       threads = std::stoi(v);
     else if (a == "--batch")
-      batch = std::stoi(v);
+      batches = v;
+    else if (a == "--precision")
+      precision = v;
     else if (a == "--text-len")
       text_len = std::stoi(v);
     else if (a == "--reps")
@@ -43,7 +51,8 @@ int main(int argc, char** argv) {
   }
   if (model.empty()) {
     std::cerr << "usage: model_bench --model PATH [--family clip|longclip] [--threads N] "
-                 "[--batch B] [--text-len L] [--reps R] [--device cpu] [--trace FILE]\n";
+                 "[--batch B[,B...]] [--text-len L] [--reps R] [--device cpu|cuda] "
+                 "[--precision auto|fp32|fp16] [--trace FILE]\n";
     return 2;
   }
   try {
@@ -53,44 +62,61 @@ int main(int argc, char** argv) {
         family == "longclip" ? clipshard::ModelFamily::kLongClip : clipshard::ModelFamily::kClip;
     request.device = device;
     request.torch_threads = threads;
+    request.precision = precision;
     using Clock = std::chrono::steady_clock;
     const auto load_start = Clock::now();
     auto loaded = clipshard::load_model(request);
     const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
     const auto& d = loaded.dims;
-    auto images = torch::randn({batch, 3, d.image_resolution, d.image_resolution});
-    auto ids = torch::randint(1, 49000, {batch, text_len}, torch::kLong);
-    ids.select(1, text_len - 1).fill_(49407);
-    ids.select(1, 0).fill_(49406);
-    auto best_of = [&](auto fn) {
-      fn();
-      double best = 1e30;
-      for (int r = 0; r < reps; ++r) {
-        const auto t = Clock::now();
+    std::vector<int> sizes;
+    std::stringstream list(batches);
+    for (std::string b; std::getline(list, b, ',');) sizes.push_back(std::stoi(b));
+    for (const int batch : sizes) {
+      auto images = torch::randn({batch, 3, d.image_resolution, d.image_resolution});
+      auto ids = torch::randint(1, 49000, {batch, text_len}, torch::kLong);
+      ids.select(1, text_len - 1).fill_(49407);
+      ids.select(1, 0).fill_(49406);
+      auto best_of = [&](auto fn) {
         fn();
-        best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
+        double best = 1e30;
+        for (int r = 0; r < reps; ++r) {
+          const auto t = Clock::now();
+          fn();
+          best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
+        }
+        return best;
+      };
+      if (!trace.empty()) {
+        (void)loaded.model->encode_image(images);
+        (void)loaded.model->encode_text(ids);
+        torch::autograd::profiler::RecordProfile guard(trace);
+        (void)loaded.model->encode_image(images);
+        (void)loaded.model->encode_text(ids);
       }
-      return best;
-    };
-    if (!trace.empty()) {
-      (void)loaded.model->encode_image(images);
-      (void)loaded.model->encode_text(ids);
-      torch::autograd::profiler::RecordProfile guard(trace);
-      (void)loaded.model->encode_image(images);
-      (void)loaded.model->encode_text(ids);
+      // Wall-clock bounds of the measurement, to match it with GPU utilisation samples.
+      const auto epoch = [] {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+      };
+      const double t_start = epoch();
+      const double img = best_of([&] { (void)loaded.model->encode_image(images); });
+      const double txt = best_of([&] { (void)loaded.model->encode_text(ids); });
+      const double t_end = epoch();
+      nlohmann::json out = {{"t_start", t_start},
+                            {"t_end", t_end},
+                            {"threads", at::get_num_threads()},
+                            {"device", device},
+                            {"precision", precision.empty() ? "auto" : precision},
+                            {"load_seconds", load_seconds},
+                            {"batch", batch},
+                            {"text_len", text_len},
+                            {"image_batch_seconds", img},
+                            {"text_batch_seconds", txt},
+                            {"images_per_s", batch / img},
+                            {"texts_per_s", batch / txt},
+                            {"pairs_per_s", batch / (img + txt)}};
+      std::cout << (sizes.size() == 1 ? out.dump(2) : out.dump()) << std::endl;
     }
-    const double img = best_of([&] { (void)loaded.model->encode_image(images); });
-    const double txt = best_of([&] { (void)loaded.model->encode_text(ids); });
-    nlohmann::json out = {{"threads", at::get_num_threads()},
-                          {"load_seconds", load_seconds},
-                          {"batch", batch},
-                          {"text_len", text_len},
-                          {"image_batch_seconds", img},
-                          {"text_batch_seconds", txt},
-                          {"images_per_s", batch / img},
-                          {"texts_per_s", batch / txt},
-                          {"pairs_per_s", batch / (img + txt)}};
-    std::cout << out.dump(2) << std::endl;
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "model_bench: " << e.what() << std::endl;

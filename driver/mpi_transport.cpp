@@ -90,14 +90,6 @@ class MpiTransport : public Transport {
 
 }  // namespace
 
-bool launched_by_mpi() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
-                           "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE"}) {
-    if (std::getenv(name)) return true;
-  }
-  return false;
-}
-
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");

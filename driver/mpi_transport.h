@@ -1,5 +1,7 @@
 // MPI: the session (init/finalize as an object), launcher detection, and the Transport over
-// MPI_COMM_WORLD. Only this file and mpi_transport.cpp include mpi.h.
+// MPI_COMM_WORLD. Only mpi_transport.cpp includes mpi.h. A build without MPI
+// (CLIPSHARD_WITH_MPI=OFF) compiles mpi_transport_none.cpp instead: one rank only, and a clear
+// error when a launcher started several. Launcher detection (mpi_launcher.cpp) needs no MPI.
 #pragma once
 
 #include <memory>
@@ -13,8 +15,14 @@ namespace clipshard {
 // then it joins MPI_COMM_WORLD; otherwise clipshard runs as a single process without MPI at all.
 bool launched_by_mpi();
 
+// How many ranks the launcher started, as its environment says (OMPI_COMM_WORLD_SIZE, PMI_SIZE,
+// MV2_COMM_WORLD_SIZE, MPI_LOCALNRANKS, or SLURM_NTASKS under srun); 1 when none of them is set.
+int launcher_world_size();
+
 // MPI_Init_thread(FUNNELED) in the constructor, MPI_Finalize in the destructor. Errors on
 // MPI_COMM_WORLD are returned (not fatal) and turned into std::runtime_error. Non-copyable.
+// Without MPI: rank 0 of 1, and the constructor throws std::runtime_error when the launcher
+// started more than one rank (launcher_world_size() > 1).
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);

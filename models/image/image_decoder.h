@@ -53,6 +53,10 @@ enum class ImageFormat { kUnknown, kJpeg, kPng, kGif, kWebp, kBmp, kTiff, kPnm, 
 // decode (HEIC/AVIF, ICO, PSD, ...): decoding it gives kUnsupportedFormat.
 ImageFormat detect_image_format(const uint8_t* data, size_t size);
 
+// False in a build without OpenCV (CLIPSHARD_WITH_OPENCV=OFF): BMP, TIFF, PNM and JPEG 2000 then
+// decode to kUnsupportedFormat (kImageTooLarge and kCorruptImage from their headers still apply).
+bool image_decoder_has_opencv();
+
 // True for "scheme://..." paths (http, https, s3, gs, ...): they are never opened.
 bool is_remote_path(std::string_view path);
 

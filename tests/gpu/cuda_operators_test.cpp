@@ -3,12 +3,14 @@
 #include <torch/cuda.h>
 
 #include <cmath>
+#include <set>
 #include <sstream>
 
 #include "common/test_paths.h"
 #include "driver/job.h"
 #include "driver/signals.h"
 #include "models/clip/model_loader.h"
+#include "models/image/image_decoder.h"
 #include "shard/atomic_file.h"
 
 namespace clipshard {
@@ -23,8 +25,8 @@ TEST(Cuda, TinyModelEmbeddingsMatchCpuWithinFp16) {
   LoadedModel a = load_model(cpu), b = load_model(gpu);
   const at::Tensor images = at::randn({4, 3, 224, 224});
   const at::Tensor ids = at::tensor({49406, 320, 1929, 539, 320, 2368, 49407}).unsqueeze(0);
-  const double image_diff = (a.model->encode_image(images) - b.model->encode_image(images))
-                                .abs().max().item<double>();
+  const double image_diff =
+      (a.model->encode_image(images) - b.model->encode_image(images)).abs().max().item<double>();
   const double text_diff =
       (a.model->encode_text(ids) - b.model->encode_text(ids)).abs().max().item<double>();
   std::cout << "fp16 CUDA vs fp32 CPU: image " << image_diff << ", text " << text_diff << "\n";
@@ -50,14 +52,32 @@ TEST(Cuda, EvaluatorOnTheGpuMatchesGolden) {
   std::ostringstream log;
   options.log = &log;
   ASSERT_EQ(run_job_in_process(parse_run_config(config), options), kExitOk) << log.str();
+  // A build without OpenCV (the lean GPU build) cannot decode the BMP rows: they are
+  // unsupported_format records with score 0.0 there, and only those are left out of the comparison.
+  std::set<int64_t> undecodable;
+  if (!image_decoder_has_opencv()) {
+    std::istringstream errors(read_file(tmp.path() / "run" / "errors.jsonl"));
+    for (std::string e; std::getline(errors, e);) {
+      const auto record = nlohmann::json::parse(e);
+      if (record["reason"] == "unsupported_format")
+        undecodable.insert(record["line"].get<int64_t>());
+    }
+  }
   std::istringstream out(read_file(tmp.path() / "run" / "output.jsonl"));
   std::istringstream golden(read_file(op_dir / "golden.jsonl"));
   double max_diff = 0;
+  int64_t line = 0, compared = 0;
   for (std::string a, g; std::getline(out, a) && std::getline(golden, g);) {
-    const double sa = nlohmann::json::parse(a)["clip_score"], sg = nlohmann::json::parse(g)["clip_score"];
+    if (undecodable.count(++line)) continue;
+    const double sa = nlohmann::json::parse(a)["clip_score"],
+                 sg = nlohmann::json::parse(g)["clip_score"];
     max_diff = std::max(max_diff, std::abs(sa - sg));
+    ++compared;
   }
-  std::cout << "CUDA fp16 ImageCLIPEvaluator: max |score - golden| = " << max_diff << "\n";
+  std::cout << "CUDA fp16 ImageCLIPEvaluator: max |score - golden| = " << max_diff << " over "
+            << compared << " rows (" << undecodable.size() << " BMP rows left out: no OpenCV)\n";
+  EXPECT_GT(compared, 40);
+  EXPECT_LE(undecodable.size(), 2u);
   EXPECT_LT(max_diff, 1e-2);
 }
 

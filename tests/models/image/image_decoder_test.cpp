@@ -553,13 +553,18 @@ TEST(ImageDecoderOther, WebpAndBmpFixtures) {
   const Bytes webp = read_file(fixtures() / "images" / "lossy_300x200.webp");
   EXPECT_EQ(decode(Bytes(webp.begin(), webp.begin() + webp.size() / 2), &image).code,
             RowError::kTruncatedImage);
-  ASSERT_TRUE(decode_image_file(fixtures() / "images" / "rgb_250x170.bmp", {}, &image).ok());
-  EXPECT_EQ(image.width, 250);
-  EXPECT_EQ(image.height, 170);
   Bytes bmp = read_file(fixtures() / "images" / "rgb_250x170.bmp");
+  if (image_decoder_has_opencv()) {
+    ASSERT_TRUE(decode_image_file(fixtures() / "images" / "rgb_250x170.bmp", {}, &image).ok());
+    EXPECT_EQ(image.width, 250);
+    EXPECT_EQ(image.height, 170);
+  } else {  // the lean build: a row error, and no pixels
+    EXPECT_EQ(decode(bmp, &image).code, RowError::kUnsupportedFormat);
+    EXPECT_EQ(image.width, 0);
+  }
   bmp[18] = bmp[19] = bmp[20] = 0xFF;  // width 16777215
   bmp[22] = bmp[23] = 0xFF;
-  EXPECT_EQ(decode(bmp, &image).code, RowError::kImageTooLarge);
+  EXPECT_EQ(decode(bmp, &image).code, RowError::kImageTooLarge);  // from the header, either build
 }
 
 }  // namespace

@@ -60,6 +60,9 @@ TEST(PreprocessParity, CropsSizesAndOffsetsMatchEveryPipeline) {
     ++images;
     RgbImage decoded;
     const RowStatus status = decode_image_file(fixtures() / "images" / name, {}, &decoded);
+    if (!image_decoder_has_opencv() && status.code == RowError::kUnsupportedFormat) {
+      continue;  // a BMP in a build without OpenCV (docs/GPU.md); the other images still count
+    }
     ASSERT_TRUE(status.ok()) << status.message;
     EXPECT_EQ(decoded.width, entry["size_wh"][0].get<int>());
     EXPECT_EQ(decoded.height, entry["size_wh"][1].get<int>());
