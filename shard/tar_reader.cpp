@@ -151,26 +151,24 @@ struct TarSampleScanner::State {
     return file_size;
   }
 
-  TarEntry corrupt(int64_t begin, const std::string& name, const std::string& detail) {
+  // A member that cannot be read: a corrupt header resumes at the next valid header, a truncated
+  // tar ends the scan.
+  TarEntry unreadable(TarEntry::Kind kind, int64_t begin, const std::string& name,
+                      const std::string& detail) {
     TarEntry e;
-    e.kind = TarEntry::kCorrupt;
+    e.kind = kind;
     e.begin = begin;
     e.name = name;
     split_member_name(name, &e.key, &e.extension);
     e.detail = detail;
-    pos = resync(begin + kBlock);
+    pos = kind == TarEntry::kCorrupt ? resync(begin + kBlock) : file_size;
     return e;
   }
-
+  TarEntry corrupt(int64_t begin, const std::string& name, const std::string& detail) {
+    return unreadable(TarEntry::kCorrupt, begin, name, detail);
+  }
   TarEntry truncated(int64_t begin, const std::string& name, const std::string& detail) {
-    TarEntry e;
-    e.kind = TarEntry::kTruncated;
-    e.begin = begin;
-    e.name = name;
-    split_member_name(name, &e.key, &e.extension);
-    e.detail = detail;
-    pos = file_size;
-    return e;
+    return unreadable(TarEntry::kTruncated, begin, name, detail);
   }
 
   TarEntry read_entry() {

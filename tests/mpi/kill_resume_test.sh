@@ -10,16 +10,7 @@ write_config "$WORK/run.json" "$WORK/data/manifest.jsonl" "$WORK/run"
 "${MPIRUN[@]}" -np 3 "$CLIPSHARD_BINARY" run "$WORK/run.json" > "$WORK/log1" 2>&1 &
 launcher=$!
 wait_for_shards "$WORK/run" 3 120
-# The worker ranks are the clipshard processes with OMPI_COMM_WORLD_RANK != 0.
-victim=""
-for pid in $(pgrep -f "$CLIPSHARD_BINARY run $WORK/run.json"); do
-  rank=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-  [[ $rank == 2 ]] && victim=$pid
-done
-[[ -n $victim ]] || fail "worker rank 2 not found"
-kill -9 "$victim"
-set +e; wait $launcher; status=$?; set -e
-(( status != 0 )) || fail "the job did not fail after a worker was killed"
+kill_rank_and_expect_failure 2 $launcher "$CLIPSHARD_BINARY run $WORK/run.json"
 done_before=$(done_shards "$WORK/run")
 total=30
 echo "killed worker rank 2 (pid $victim): job ended with status $status after $done_before/$total shards"

@@ -58,4 +58,20 @@ wait_for_shards() {
   return 0
 }
 
+# kill_rank_and_expect_failure RANK LAUNCHER_PID PATTERN: SIGKILL the clipshard process of MPI rank
+# RANK among those whose command line matches PATTERN, then wait for the launcher, which must fail.
+# Sets victim (the killed pid) and status (the launcher's exit status) for the caller's messages.
+kill_rank_and_expect_failure() {
+  local rank=$1 launcher=$2 pattern=$3 pid r
+  victim=""
+  for pid in $(pgrep -f "$pattern"); do
+    r=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [[ $r == "$rank" ]] && victim=$pid
+  done
+  [[ -n $victim ]] || fail "worker rank $rank not found"
+  kill -9 "$victim"
+  set +e; wait "$launcher"; status=$?; set -e
+  (( status != 0 )) || fail "the job did not fail after worker rank $rank was killed"
+}
+
 same_file() { cmp -s "$1" "$2" || { diff <(head -c 2000 "$1") <(head -c 2000 "$2") | head; fail "$1 differs from $2"; }; }

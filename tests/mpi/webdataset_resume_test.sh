@@ -24,15 +24,7 @@ tar_config run.json run
 "${MPIRUN[@]}" -np 3 "$CLIPSHARD_BINARY" run run.json > log1 2>&1 &
 launcher=$!
 wait_for_shards run 3 300
-victim=""
-for pid in $(pgrep -f "$CLIPSHARD_BINARY run run.json"); do
-  rank=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-  [[ $rank == 2 ]] && victim=$pid
-done
-[[ -n $victim ]] || fail "worker rank 2 not found"
-kill -9 "$victim"
-set +e; wait $launcher; status=$?; set -e
-(( status != 0 )) || fail "the job did not fail after a worker was killed"
+kill_rank_and_expect_failure 2 $launcher "$CLIPSHARD_BINARY run run.json"
 done_before=$(done_shards run)
 echo "killed worker rank 2: job ended with status $status after $done_before/15 shards"
 (( done_before < 15 )) || fail "the run had already finished when the worker was killed"
