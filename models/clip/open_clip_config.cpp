@@ -72,8 +72,26 @@ const std::map<std::string, KeySpec>& model_keys() {
   return kKeys;
 }
 
+// Keys of open_clip's transformer blocks that both towers' configs take, each accepted only with
+// the value that leaves the block as the OpenAI-layout one computes it.
+std::map<std::string, KeySpec> with_block_keys(std::map<std::string, KeySpec> keys) {
+  keys.insert({
+      {"output_tokens", {KeyRule::kIgnored}},  // return type only
+      {"act_kwargs", {KeyRule::kNeutral, json::object()}},
+      {"norm_kwargs", {KeyRule::kNeutral, json::object()}},
+      {"block_type", {KeyRule::kNeutral, "default"}},
+      {"qk_norm", {KeyRule::kNeutral, false}},
+      {"scaled_cosine_attn", {KeyRule::kNeutral, false}},
+      {"scale_heads", {KeyRule::kNeutral, false}},
+      {"scale_attn_inner", {KeyRule::kNeutral, false}},
+      {"scale_attn", {KeyRule::kNeutral, false}},
+      {"scale_fc", {KeyRule::kNeutral, false}},
+  });
+  return keys;
+}
+
 const std::map<std::string, KeySpec>& vision_keys() {
-  static const std::map<std::string, KeySpec> kKeys = {
+  static const std::map<std::string, KeySpec> kKeys = with_block_keys({
       {"layers", {KeyRule::kHandled}},
       {"width", {KeyRule::kHandled}},
       {"head_width", {KeyRule::kHandled}},
@@ -89,16 +107,6 @@ const std::map<std::string, KeySpec>& vision_keys() {
       {"pos_embed_type", {KeyRule::kNeutral, "learnable"}},
       {"final_ln_after_pool", {KeyRule::kNeutral, false}},
       {"pool_type", {KeyRule::kNeutral, "tok"}},
-      {"output_tokens", {KeyRule::kIgnored}},  // return type only
-      {"act_kwargs", {KeyRule::kNeutral, json::object()}},
-      {"norm_kwargs", {KeyRule::kNeutral, json::object()}},
-      {"block_type", {KeyRule::kNeutral, "default"}},
-      {"qk_norm", {KeyRule::kNeutral, false}},
-      {"scaled_cosine_attn", {KeyRule::kNeutral, false}},
-      {"scale_heads", {KeyRule::kNeutral, false}},
-      {"scale_attn_inner", {KeyRule::kNeutral, false}},
-      {"scale_attn", {KeyRule::kNeutral, false}},
-      {"scale_fc", {KeyRule::kNeutral, false}},
       {"timm_model_name", {KeyRule::kNeutral, nullptr}},
       // Only read when timm_model_name is set (refused above).
       {"timm_model_pretrained", {KeyRule::kIgnored}},
@@ -107,12 +115,12 @@ const std::map<std::string, KeySpec>& vision_keys() {
       {"timm_proj_bias", {KeyRule::kIgnored}},
       {"timm_drop", {KeyRule::kIgnored}},
       {"timm_drop_path", {KeyRule::kIgnored}},
-  };
+  });
   return kKeys;
 }
 
 const std::map<std::string, KeySpec>& text_keys() {
-  static const std::map<std::string, KeySpec> kKeys = {
+  static const std::map<std::string, KeySpec> kKeys = with_block_keys({
       {"context_length", {KeyRule::kHandled}},
       {"vocab_size", {KeyRule::kHandled}},
       {"width", {KeyRule::kHandled}},
@@ -133,21 +141,11 @@ const std::map<std::string, KeySpec>& text_keys() {
       {"pool_type", {KeyRule::kNeutral, "argmax"}},
       {"proj_bias", {KeyRule::kNeutral, false}},
       {"proj_type", {KeyRule::kNeutral, "linear"}},
-      {"output_tokens", {KeyRule::kIgnored}},
-      {"act_kwargs", {KeyRule::kNeutral, json::object()}},
-      {"norm_kwargs", {KeyRule::kNeutral, json::object()}},
-      {"block_type", {KeyRule::kNeutral, "default"}},
-      {"qk_norm", {KeyRule::kNeutral, false}},
-      {"scaled_cosine_attn", {KeyRule::kNeutral, false}},
-      {"scale_heads", {KeyRule::kNeutral, false}},
-      {"scale_attn_inner", {KeyRule::kNeutral, false}},
-      {"scale_attn", {KeyRule::kNeutral, false}},
-      {"scale_fc", {KeyRule::kNeutral, false}},
       {"hf_model_name", {KeyRule::kRefused}},
       {"hf_model_pretrained", {KeyRule::kRefused}},
       {"hf_proj_type", {KeyRule::kRefused}},
       {"hf_pooler_type", {KeyRule::kRefused}},
-  };
+  });
   return kKeys;
 }
 
