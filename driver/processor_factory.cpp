@@ -1,39 +1,22 @@
 // make_clip_processor (job.h): device and thread budget for one worker, then the models.
-#include <torch/torch.h>
-
-#include <thread>
-
 #include "driver/job.h"
 #include "worker/clip_shard_processor.h"
+#include "worker/placement.h"
 
 namespace clipshard {
 
-namespace {
-
-// "auto" -> the GPU of this local rank when CUDA is present, else the CPU. Workers on one node get
-// distinct GPUs while there are no more workers than GPUs on the node.
-std::string worker_device(const std::string& configured, const WorkerPlacement& placement) {
-  if (configured == "cpu") return "cpu";
-  const bool cuda = torch::cuda::is_available();
-  if (configured == "cuda" || (configured == "auto" && cuda)) {
-    const int gpus = std::max<int>(1, static_cast<int>(torch::cuda::device_count()));
-    return "cuda:" + std::to_string(placement.local_rank % gpus);
-  }
-  return "cpu";
-}
-
-}  // namespace
-
 std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
                                                     const WorkerPlacement& placement) {
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
-  const int budget = std::max(1, cores / std::max(1, placement.ranks_on_node));
-  const std::string device = worker_device(config.device, placement);
+  const HostResources host = HostResources::probe();
+  const int budget = worker_cpu_budget(host, placement.ranks_on_node);
+  const std::string device = resolve_device(config.device, placement.local_rank, host);
   const bool gpu = device.rfind("cuda", 0) == 0;
 
   ModelBankOptions bank;
   bank.models_dir = config.models_dir;
   bank.device = device;
+  bank.local_rank = placement.local_rank;
+  bank.host = host;
   // On a GPU the CPU only decodes; on the CPU inference takes the cores and decoding, which costs
   // a few percent of inference per image, gets a quarter of them.
   bank.torch_threads = config.torch_threads > 0 ? config.torch_threads : (gpu ? 1 : budget);

@@ -42,7 +42,10 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
   std::map<std::tuple<std::string, std::string, int, std::string>, int> model_index;
   std::map<std::pair<int, std::string>, int> image_index, text_index;
   for (const OperatorSpec& op : ops) {
-    const std::string device = op.device.empty() ? options.device : op.device;
+    // An operator's own device means this rank's GPU, decided where the run's device is.
+    const std::string device = op.device.empty()
+                                   ? options.device
+                                   : resolve_device(op.device, options.local_rank, options.host);
     const auto path = resolve_model_path(op.model_name, options.models_dir);
     const ModelFamily family = op.is_long_clip() ? ModelFamily::kLongClip : ModelFamily::kClip;
     const auto key = std::make_tuple(std::filesystem::absolute(path).lexically_normal().string(),

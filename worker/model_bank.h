@@ -21,13 +21,16 @@
 #include "models/image/preprocess.h"
 #include "models/text/clip_tokenizer.h"
 #include "worker/operator_spec.h"
+#include "worker/placement.h"
 
 namespace clipshard {
 
 struct ModelBankOptions {
   std::filesystem::path models_dir;  // where model names are looked up (besides the HF cache)
   std::string device = "auto";       // "auto" | "cpu" | "cuda" | "cuda:N" (operators may override)
-  int torch_threads = 0;             // intra-op threads; 0 = leave Torch's default
+  int local_rank = 0;     // this rank's place on its node: an operator's "cuda"/"auto" is its GPU
+  HostResources host;     // the machine's devices (HostResources::probe()), for operators' devices
+  int torch_threads = 0;  // intra-op threads; 0 = leave Torch's default
 };
 
 struct ImageSpace {
