@@ -20,6 +20,8 @@ echo "== runs/demo/summary.json (counts)"
 grep -E '^  "(rows_in|rows_out|error_records)":' runs/demo/summary.json || true
 sed -n '/^  "errors_by_reason"/,/^  }/p' runs/demo/summary.json
 echo
+echo "== runs/demo/report.html: score histograms, kept/dropped, errors, throughput (open it in a browser)"
+echo "   file://$(pwd)/runs/demo/report.html"
 echo "demo finished in $((SECONDS - start)) s"
 echo "The demo model has random weights: its scores are meaningless. README.md and docs/CONFIG.md"
 echo "say how to point model_name at real weights."
