@@ -180,6 +180,10 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
   const int h = static_cast<int>(height);
   allocate_rgb(w, h, out);
   if (conversion == Conversion::kAlpha) out->alpha.resize(static_cast<size_t>(w) * h);
+  // Row y of the alpha plane; null for images without one (never an offset from a null pointer).
+  auto alpha_row = [&](int y) -> uint8_t* {
+    return out->alpha.empty() ? nullptr : out->alpha.data() + static_cast<size_t>(y) * w;
+  };
   const size_t stride = size_t{3} * static_cast<size_t>(w);
   const size_t row_bytes = png_get_rowbytes(png, info);
   if (conversion == Conversion::kDirect && row_bytes != stride) {
@@ -200,7 +204,7 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
     if (conversion != Conversion::kDirect) {
       for (int y = 0; y < h; ++y) {
         convert_row(conversion, row_pointers[y], w, palette, out->pixels.data() + y * stride,
-                    out->alpha.data() + static_cast<size_t>(y) * w);
+                    alpha_row(y));
       }
     }
   } else {
@@ -211,8 +215,7 @@ RowStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opti
         png_read_row(png, target, nullptr);
       } else {
         png_read_row(png, rows.data(), nullptr);
-        convert_row(conversion, rows.data(), w, palette, target,
-                    out->alpha.data() + static_cast<size_t>(y) * w);
+        convert_row(conversion, rows.data(), w, palette, target, alpha_row(y));
       }
     }
   }

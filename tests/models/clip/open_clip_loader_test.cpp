@@ -249,7 +249,7 @@ LoadedModel load_cpu(const fs::path& path) {
 
 TEST(Sharded, LoadsExactlyLikeTheSingleFile) {
   for (const auto& [sharded, single] : std::vector<std::pair<std::string, std::string>>{
-           {"models/tiny/hf_sharded", "models/tiny/hf"},
+           {"models/micro/hf_sharded", "models/micro/hf"},
            {"models/micro/hf_sharded_bin", "models/micro/hf"}}) {
     SCOPED_TRACE(sharded);
     LoadedModel a = load_cpu(testing::fixtures() / sharded);
