@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "common/shard_parts.h"
 #include "common/test_paths.h"
 #include "shard/atomic_file.h"
 #include "shard/merge.h"
@@ -13,14 +14,7 @@ namespace {
 
 void write_shard(const RunDirectory& dir, int64_t id, const std::vector<std::string>& rows,
                  const std::vector<float>& sims, const std::string& errors = "") {
-  auto parts = dir.shard_parts(id);
-  std::string out;
-  for (const auto& r : rows) out += r + "\n";
-  write_file_atomically(parts.output, out);
-  write_file_atomically(parts.sims, std::string(reinterpret_cast<const char*>(sims.data()),
-                                                sims.size() * sizeof(float)));
-  write_file_atomically(parts.errors, errors);
-  write_file_atomically(parts.done, nlohmann::json{{"shard", id}, {"rank", 1}}.dump());
+  testing::write_finished_shard(dir, id, rows, sims, errors, {{"shard", id}, {"rank", 1}});
 }
 
 // The exact nearest-rank quantile of `v`.

@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "common/shard_parts.h"
 #include "common/test_paths.h"
 #include "shard/atomic_file.h"
 #include "shard/merge.h"
@@ -11,16 +12,9 @@ namespace {
 
 void write_shard(const RunDirectory& dir, int64_t id, const std::vector<std::string>& rows,
                  const std::vector<float>& sims, int rank = 1) {
-  auto parts = dir.shard_parts(id);
-  std::string out;
-  for (const auto& r : rows) out += r + "\n";
-  write_file_atomically(parts.output, out);
-  write_file_atomically(parts.sims, std::string(reinterpret_cast<const char*>(sims.data()),
-                                                sims.size() * sizeof(float)));
-  write_file_atomically(parts.errors, "{\"line\":" + std::to_string(id) + "}\n");
-  nlohmann::json done = {
-      {"shard", id}, {"rank", rank}, {"rows", rows.size()}, {"errors", {{"file_not_found", 1}}}};
-  write_file_atomically(parts.done, done.dump());
+  testing::write_finished_shard(
+      dir, id, rows, sims, "{\"line\":" + std::to_string(id) + "}\n",
+      {{"shard", id}, {"rank", rank}, {"rows", rows.size()}, {"errors", {{"file_not_found", 1}}}});
 }
 
 TEST(AtomicFile, AppearsOnlyOnCommit) {
