@@ -2,7 +2,6 @@
 
 #include <ATen/Version.h>
 #include <dlfcn.h>
-#include <mpi.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -70,12 +69,7 @@ int cmd_version() {
             << (cuda ? "available, " + std::to_string(torch::cuda::device_count()) + " device(s)"
                      : std::string("not available (CPU only)"))
             << "\n";
-  // One of the few MPI calls allowed before MPI_Init (MPI-3): no MPI runtime is started.
-  char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
-  int length = 0;
-  MPI_Get_library_version(mpi_version, &length);
-  (void)length;  // counts the terminating NUL in some MPIs: read up to the NUL instead
-  std::cout << "MPI: " << first_line(mpi_version) << "\n";
+  std::cout << "MPI: " << mpi_library_version() << "\n";
   std::cout << "BLAS: " << blas_description() << std::endl;
   return kExitOk;
 }

@@ -90,6 +90,16 @@ class MpiTransport : public Transport {
 
 }  // namespace
 
+std::string mpi_library_version() {
+  char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  if (MPI_Get_library_version(version, &length) != MPI_SUCCESS)
+    return "unknown (MPI_Get_library_version failed)";
+  // `length` counts the terminating NUL in some MPIs: read up to the NUL instead.
+  const std::string text(version);
+  return text.substr(0, text.find('\n'));
+}
+
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");

@@ -19,6 +19,10 @@ bool launched_by_mpi();
 // MV2_COMM_WORLD_SIZE, MPI_LOCALNRANKS, or SLURM_NTASKS under srun); 1 when none of them is set.
 int launcher_world_size();
 
+// The MPI library's own version string (MPI_Get_library_version, allowed before MPI_Init: no MPI
+// runtime is started), its first line; in a build without MPI, a line that says so.
+std::string mpi_library_version();
+
 // MPI_Init_thread(FUNNELED) in the constructor, MPI_Finalize in the destructor. Errors on
 // MPI_COMM_WORLD are returned (not fatal) and turned into std::runtime_error. Non-copyable.
 // Without MPI: rank 0 of 1, and the constructor throws std::runtime_error when the launcher

@@ -10,6 +10,8 @@
 
 namespace clipshard {
 
+std::string mpi_library_version() { return "none (built with CLIPSHARD_WITH_MPI=OFF)"; }
+
 MpiSession::MpiSession(int*, char***) {
   const int ranks = launcher_world_size();
   if (ranks > 1) {
