@@ -138,9 +138,9 @@ std::optional<double> top_level_number(std::string_view line, const std::string&
       while (!token.empty() && (token.back() == ' ' || token.back() == '\t' ||
                                 token.back() == '\n' || token.back() == '\r'))
         token.remove_suffix(1);
-      const bool numeric =
-          !token.empty() && (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) &&
-          token.find_first_not_of("0123456789+-.eE") == std::string_view::npos;
+      const bool numeric = !token.empty() &&
+                           (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) &&
+                           token.find_first_not_of("0123456789+-.eE") == std::string_view::npos;
       double v = 0.0;
       // from_chars: locale-independent, no allocation.
       if (numeric) {
@@ -159,9 +159,7 @@ std::optional<double> top_level_number(std::string_view line, const std::string&
   return std::nullopt;
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 void ScoreStats::add(double score) {
   if (count == 0) {
@@ -211,10 +209,11 @@ nlohmann::json ScoreStats::to_json(int display_bins, double mark) const {
     // Start a display bin at the mark, so that each bin is wholly kept or wholly dropped (to the
     // fine resolution); this may cost one more bin.
     const int m = fine_bin(mark);
-    int aligned = m - (m - lo + width - 1) / width * width;
-    if (aligned < 0) aligned = m % width;
+    // Only where such a start exists at or below the lowest score: the histogram always counts
+    // every score, and a bin the mark falls into is the lesser evil.
+    const int aligned = m - (m - lo + width - 1) / width * width;
     const int aligned_n = (hi - aligned + width - 1) / width;
-    if (aligned + aligned_n * width <= kFineBins) {
+    if (aligned >= 0 && aligned + aligned_n * width <= kFineBins) {
       lo = aligned;
       n = aligned_n;
     }

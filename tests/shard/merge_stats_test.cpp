@@ -52,6 +52,21 @@ TEST(ScoreStats, QuantilesWithinTheDocumentedResolution) {
   EXPECT_LT(j["histogram"]["hi"].get<double>() - j["histogram"]["lo"].get<double>(), 0.5);
 }
 
+TEST(ScoreStats, HistogramCountsEveryScoreWhateverTheMark) {
+  // A filter's clamped similarity of 0 with a cut at 0.1: the bin edge the cut would want below 0
+  // does not exist, and the zero must still be drawn (it was lost from the display once).
+  for (double mark : {0.1, 0.0017, 0.5, 0.999}) {
+    ScoreStats stats;
+    for (double v : {0.0, 0.06, 0.07, 0.08, 0.09, 0.09, 0.21, 0.2153}) stats.add(v);
+    const auto j = stats.to_json(50, mark);
+    int64_t drawn = 0;
+    for (const auto& c : j["histogram"]["counts"]) drawn += c.get<int64_t>();
+    EXPECT_EQ(drawn, stats.count) << "mark " << mark;
+    EXPECT_LE(j["histogram"]["lo"].get<double>(), j["min"].get<double>()) << "mark " << mark;
+    EXPECT_GE(j["histogram"]["hi"].get<double>(), j["max"].get<double>()) << "mark " << mark;
+  }
+}
+
 TEST(ScoreStats, HistogramRangeIncludesTheMark) {
   ScoreStats stats;
   for (double v : {0.6, 0.61, 0.62}) stats.add(v);
