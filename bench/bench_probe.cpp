@@ -1,7 +1,7 @@
 // bench_probe: the FLOP side of the benchmark (bench/README.md).
 //
 // For a model and a manifest it prints one JSON object with
-//   - FLOPs per pair (SPEC §6): image tower + text tower at each caption's real token length
+//   - FLOPs per pair (docs/PERFORMANCE.md): image tower + text tower at each caption's real token length
 //     (tokenized as the operator does: Hugging Face fast tokenizer at 77 for CLIP, the official
 //     tokenizer at 248 for LongCLIP), a multiply-add counted as 2 FLOPs;
 //   - the machine's dense fp32 matmul FLOP/s measured with LibTorch at the given thread count:

@@ -1,4 +1,4 @@
-// Driver + merge overhead (issue 4): a synthetic manifest of N rows run through the whole runtime —
+// Driver + merge overhead: a synthetic manifest of N rows run through the whole runtime —
 // plan (scan + hash), scheduling over in-process workers, per-shard parts, ordered merge, summary —
 // with a no-op scorer (PassThroughProcessor), so the figure is everything clipshard adds around
 // inference. Reports rows/s and peak RSS; run it at two sizes to see that memory does not grow

@@ -1,4 +1,4 @@
-// The command line (SPEC §5, docs/CLI.md):
+// The command line (docs/CONFIG.md):
 //   clipshard run CONFIG.json [--set KEY=VALUE]... [--restart]
 //   clipshard run --op OPERATOR --model MODEL --input MANIFEST... --output-dir DIR
 //                 [--param NAME=VALUE]... [--batch-size N] [--device auto|cpu|cuda] [--restart]

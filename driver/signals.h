@@ -6,7 +6,7 @@
 
 namespace clipshard {
 
-// Process exit statuses (SPEC §5; docs/SLURM.md).
+// Process exit statuses (docs/CONFIG.md, docs/SLURM.md).
 constexpr int kExitOk = 0;            // finished (bad rows included)
 constexpr int kExitError = 1;         // broken infrastructure or bad config: message on stderr
 constexpr int kExitUsage = 2;         // bad command line

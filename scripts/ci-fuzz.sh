@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI fuzzing (issue 7): builds every libFuzzer target of fuzz/ with clang (ASan + UBSan + libFuzzer)
+# CI fuzzing: builds every libFuzzer target of fuzz/ with clang (ASan + UBSan + libFuzzer)
 # into build-fuzz and runs each for FUZZ_SECONDS (default 20) on a working copy of its seed corpus
 # (fuzz/corpus/<target>/, committed, tiny). A crash, sanitizer report, leak, timeout or contract
 # violation fails the script; the reproducer is left in build-fuzz/artifacts/.

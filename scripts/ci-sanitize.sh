@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI sanitizers (issue 7): builds the unit tests of the libraries that need no Torch — shard core,
+# CI sanitizers: builds the unit tests of the libraries that need no Torch — shard core,
 # shard/cache (HDF5), models/text, models/image — with AddressSanitizer + UndefinedBehaviorSanitizer
 # (-DCLIPSHARD_SANITIZE=ON) into build-asan and runs them. Torch-linked suites are left out: their
 # compile cost under ASan is most of CI's budget, and they are covered by the fuzzers' ASan build.

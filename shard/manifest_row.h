@@ -13,7 +13,7 @@ namespace clipshard {
 using Json = nlohmann::ordered_json;
 
 enum class LineKind {
-  kBlank,   // empty or whitespace only: skipped, neither a row nor an error (SPEC §1)
+  kBlank,   // empty or whitespace only: skipped, neither a row nor an error
   kRow,     // a JSON object
   kBroken,  // not a row: goes to errors.jsonl only (status says why)
 };

@@ -1,4 +1,4 @@
-// The run directory (SPEC §5, docs/FORMATS.md): output.jsonl, errors.jsonl, summary.json,
+// The run directory (docs/FORMATS.md): output.jsonl, errors.jsonl, summary.json,
 // embeddings.h5 for the user; state.json, run.lock and parts/ for the tool itself.
 #pragma once
 

@@ -2,7 +2,7 @@
 // into. Operators that use the same model and the same preprocessing share a space, so their
 // embeddings are computed once (e.g. ImageCLIPEvaluator + ImageClipFilter on one model).
 //
-// Pipelines per operator (SPEC §1), whatever format the weights come in:
+// Pipelines per operator, whatever format the weights come in:
 //   ImageCLIPEvaluator, ImageClipFilter: Hugging Face CLIPProcessor — fast tokenizer, crop floor.
 //   ImageLongCLIPEvaluator: official Long-CLIP — " ".join(text.split()), official tokenizer at
 //   248 with truncation, torchvision crop (round half to even).

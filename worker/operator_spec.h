@@ -1,4 +1,4 @@
-// The three DataFlow-MM operators (SPEC §1): names, parameters, defaults, keys and score scales.
+// The three DataFlow-MM operators: names, parameters, defaults, keys and score scales.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -18,7 +18,7 @@ struct OperatorSpec {
   // clipshard extension: the open_clip architecture of a bare state dict without a config (an
   // open_clip model name such as "ViT-B-32-quickgelu", or an open_clip config file); "" = none.
   std::string architecture;
-  // Run parameters (defaults per kind, SPEC §1).
+  // Run parameters (defaults per kind, docs/CONFIG.md).
   std::string image_key;    // input_image_key: "image_path" (evaluators) / "image" (filter)
   std::string text_key;     // input_text_key / input_caption_key: "text" / "caption"
   std::string output_key;   // evaluators only: "clip_score" / "longclip_score"

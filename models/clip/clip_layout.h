@@ -1,6 +1,6 @@
 // CLIP / LongCLIP weights in the canonical (OpenAI state dict) layout: converting other layouts to
 // it, inferring the architecture from tensor shapes, and the Hugging Face config.json that goes
-// with the Hugging Face layout. SPEC §2 lists the names.
+// with the Hugging Face layout. docs/FORMATS.md and docs/CONFIG.md name the layouts.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // The CLIP / LongCLIP dual encoder (official clip/model.py and Long-CLIP model_longclip.py forward,
-// SPEC §2). Parameters carry the OpenAI state dict names, so load_weights() matches by name.
+// docs/CONFIG.md). Parameters carry the OpenAI state dict names, so load_weights() matches by name.
 #pragma once
 
 #include <torch/nn/module.h>

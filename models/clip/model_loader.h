@@ -1,6 +1,6 @@
 // The model factory: a model name or path -> a ready CLIP / LongCLIP model, whatever on-disk format
 // the user has (Hugging Face directory, OpenAI .pt TorchScript archive or state dict, LongCLIP
-// checkpoint file or directory; SPEC §1-§2).
+// checkpoint file or directory; docs/CONFIG.md).
 #pragma once
 
 #include <filesystem>

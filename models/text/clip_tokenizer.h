@@ -1,6 +1,6 @@
 // The CLIP text tokenizers: the official OpenAI / Long-CLIP one (`clip.tokenize`,
 // `longclip.tokenize` with truncate=True) and the Hugging Face CLIPTokenizerFast one that
-// CLIPProcessor uses (SPEC §1, §3; tests/fixtures/README.md "Tokenizers").
+// CLIPProcessor uses (tests/fixtures/README.md "Tokenizers").
 #pragma once
 
 #include <cstdint>

@@ -16,7 +16,7 @@ namespace clipshard {
 
 struct EmbeddingCacheWriterOptions {
   // Store float16 instead of float32: half the size, but a reused embedding then gives slightly
-  // different scores (SPEC §6), so it must be asked for. float32 reuse is bit-exact.
+  // different scores, so it must be asked for. float32 reuse is bit-exact.
   bool lossy_fp16 = false;
   // 0 = no compression (fastest; embeddings compress poorly anyway); 1..9 = shuffle + deflate.
   int gzip_level = 0;

@@ -1,5 +1,5 @@
 // The runtime without mpirun: the driver and N worker threads over InProcessNetwork, with a
-// processor that runs no model. Proves scheduling, resume and merge (issue 4).
+// processor that runs no model. Proves scheduling, resume and merge.
 #include <chrono>
 #include <fstream>
 #include <sstream>

@@ -1,4 +1,4 @@
-// Issue 7: bad configs, command lines and model files. Each is refused by the real binary before
+// Reliability: bad configs, command lines and model files. Each is refused by the real binary before
 // any work: exit status 1 (2 for a bad command line), a message on stderr that names the key or
 // the file, and no output in the run directory (no output.jsonl, errors.jsonl, summary.json or
 // finished shard). After a model error, the corrected command runs as a new run (no --restart).

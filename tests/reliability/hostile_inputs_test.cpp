@@ -1,4 +1,4 @@
-// Issue 7: hostile inputs. The tests build their own corpus (broken and unusual images, broken
+// Reliability: hostile inputs. The tests build their own corpus (broken and unusual images, broken
 // manifest lines, unusual manifest files), run the real job in process (tiny CLIP model, two
 // worker threads, shards of a few lines) and check the outputs row by row: every input line is in
 // output.jsonl (object rows, in input order, columns passed through) and/or errors.jsonl (bad rows

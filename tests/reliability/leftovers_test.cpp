@@ -1,4 +1,4 @@
-// Issue 7: what a killed or signalled run leaves behind. Temporary files of a killed process are
+// Reliability: what a killed or signalled run leaves behind. Temporary files of a killed process are
 // removed by the next run; a SIGTERM that arrives before the job has started (while the config is
 // read or the models load) still ends it with 75 and a resumable directory.
 #include <gtest/gtest.h>

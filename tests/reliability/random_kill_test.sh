@@ -1,4 +1,4 @@
-# Fault injection (issue 7): a seeded sequence of random faults on one run directory — SIGKILL of
+# Fault injection: a seeded sequence of random faults on one run directory — SIGKILL of
 # the driver rank, of a random worker rank or of every rank under mpirun, SIGKILL of a
 # single-process run, SIGTERM of every rank or of one random rank — each at a random point (during
 # startup or after one more finished shard, plus 0-0.9 s), each followed by a rerun of the same

@@ -1,4 +1,4 @@
-# Storage faults and a second run (issue 7). Each fault ends the run with exit 1 and a message that
+# Storage faults and a second run. Each fault ends the run with exit 1 and a message that
 # says what happened; the run directory never holds a half-written output (output.jsonl,
 # errors.jsonl and summary.json are all-or-nothing); once the cause is gone, rerunning the same
 # command resumes and the outputs are byte-identical to an uninterrupted run.
