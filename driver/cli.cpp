@@ -181,7 +181,7 @@ int run_cli(int argc, char** argv) {
   exp->add_option("--to", export_options.to, "output directory (must not exist or be empty)")
       ->required();
   exp->add_option("--op", export_options.op,
-                  "pipeline step whose embeddings to export (0-based; default: the first)");
+                  "pipeline step whose embeddings to export (0-based; default 0: the first)");
   exp->add_flag("--fp16", export_options.fp16, "write float16 .npy files (default float32)");
   exp->add_flag("--image-only", image_only, "write img_emb/ and metadata/ only");
   exp->add_flag("--text-only", text_only, "write text_emb/ and metadata/ only");

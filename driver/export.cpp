@@ -254,8 +254,8 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
   } catch (const std::runtime_error& e) {
     if (std::string(e.what()).rfind("another clipshard run", 0) == 0) throw;
   }
-  const int op = options.op < 0 ? 0 : options.op;
-  if (op >= static_cast<int>(info.steps.size()))
+  const int op = options.op;
+  if (op < 0 || op >= static_cast<int>(info.steps.size()))
     throw std::invalid_argument("--op " + std::to_string(op) + ": the pipeline has " +
                                 std::to_string(info.steps.size()) + " step(s), 0 to " +
                                 std::to_string(info.steps.size() - 1));

@@ -20,7 +20,7 @@ namespace clipshard {
 
 struct ExportOptions {
   std::filesystem::path to;         // the output directory DIR (required)
-  int op = -1;                      // pipeline step (0-based); -1 = the first step
+  int op = 0;                       // pipeline step (0-based) whose embeddings to export
   bool fp16 = false;                // write float16 instead of float32 .npy files
   bool image = true;                // write img_emb/
   bool text = true;                 // write text_emb/

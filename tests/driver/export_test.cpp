@@ -215,6 +215,8 @@ TEST_F(ExportTest, BadInputsAreErrorsThatLeaveNothingBehind) {
   o.op = 2;
   expect_error("the pipeline has 2 step(s)");
   o.op = -1;
+  expect_error("the pipeline has 2 step(s)");
+  o.op = 0;
   o.image = o.text = false;
   expect_error("nothing to export");
   o.image = o.text = true;
