@@ -1,8 +1,10 @@
 #include "driver/export.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -205,6 +207,25 @@ class ChunkWriter {
   int64_t rows_in_file_ = 0, rows_ = 0, files_ = 0;
 };
 
+// Removes what killed exports to `to` left next to it: "<to>.tmp-PID" and "<to>.old-PID" whose
+// process no longer exists (a live one may be another export running now).
+void remove_stale_leftovers(const fs::path& to) {
+  std::error_code ec;
+  const std::string name = to.filename().string();
+  for (const auto& entry : fs::directory_iterator(to.parent_path(), ec)) {
+    const std::string n = entry.path().filename().string();
+    for (const std::string tag : {".tmp-", ".old-"}) {
+      const std::string prefix = name + tag;
+      if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0 ||
+          n.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
+        continue;
+      const long pid = std::stol(n.substr(prefix.size()));
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+        fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
 // True when `dir` exists and holds something.
 bool non_empty_directory(const fs::path& dir) {
   std::error_code ec;
@@ -277,6 +298,7 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
                                "only replaces those; choose another --to");
   }
   fs::create_directories(to.parent_path(), ec);
+  remove_stale_leftovers(to);
   fs::path temp_path = to;
   temp_path += ".tmp-" + std::to_string(::getpid());
   TempDir temp(temp_path);

@@ -156,6 +156,19 @@ TEST_F(ExportTest, RowsAreAlignedAndChunked) {
   expect_no_leftovers("out");
 }
 
+TEST_F(ExportTest, LeftoversOfAKilledExportAreRemoved) {
+  // 4194304 is above Linux's largest pid_max: no such process.
+  fs::create_directories(root_ / "out.tmp-4194305" / "img_emb");
+  fs::create_directories(root_ / "out.old-4194305");
+  fs::create_directories(root_ / "out.tmp-12ab");  // not a pid: not ours
+  ExportOptions o;
+  o.to = root_ / "out";
+  export_run(run_, o);
+  EXPECT_TRUE(fs::exists(root_ / "out.tmp-12ab"));
+  fs::remove_all(root_ / "out.tmp-12ab");
+  expect_no_leftovers("out");
+}
+
 TEST_F(ExportTest, ImageOnlyAndFloat16) {
   ExportOptions o;
   o.to = root_ / "out";
@@ -254,6 +267,15 @@ TEST_F(ExportTest, BadInputsAreErrorsThatLeaveNothingBehind) {
   fs::rename(run_ / "parts" / "shard-00000001.done.json", run_ / "parts" / "x");
   expect_error("shard 1 is not done");
   fs::rename(run_ / "parts" / "x", run_ / "parts" / "shard-00000001.done.json");
+
+  // A run without the embedding cache.
+  const std::string summary = read_file(run_ / "summary.json");
+  write_file_atomically(run_ / "summary.json",
+                        R"({"format": "clipshard-summary", "status": "finished",
+                            "embedding_cache": {"enabled": false},
+                            "operators": [{"operator": "ImageCLIPEvaluator"}]})");
+  expect_error("embedding_cache.enabled was false");
+  write_file_atomically(run_ / "summary.json", summary);
 
   // Not a run directory.
   fs::rename(run_ / "state.json", run_ / "x");
