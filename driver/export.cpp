@@ -331,13 +331,15 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
     const RowKeyTables& t = row_keys.operators()[op];
     if (!tables) {
       tables = t;
-    } else if (t.model_id != tables->model_id || t.image_pipeline != tables->image_pipeline ||
+    } else if (t.image_model_id != tables->image_model_id ||
+               t.image_pipeline != tables->image_pipeline ||
+               t.text_model_id != tables->text_model_id ||
                t.text_pipeline != tables->text_pipeline) {
       throw std::runtime_error(keys_path.string() + ": operator " + std::to_string(op) +
                                " used other cache tables than in the first shard");
     }
-    const CacheTable image_table{t.model_id, "image", t.image_pipeline};
-    const CacheTable text_table{t.model_id, "text", t.text_pipeline};
+    const CacheTable image_table{t.image_model_id, "image", t.image_pipeline};
+    const CacheTable text_table{t.text_model_id, "text", t.text_pipeline};
     std::unique_ptr<EmbeddingCacheReader> cache;  // opened for the shard's first exported row
     std::ifstream rows(parts.output, std::ios::binary);
     if (!rows) throw std::runtime_error("cannot read shard part " + parts.output.string());
@@ -421,9 +423,12 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
                                      {"run_dir", fs::absolute(run_dir).lexically_normal().string()},
                                      {"operator_index", op},
                                      {"operator", result.operator_name},
-                                     {"model_id", tables ? tables->model_id : ""},
-                                     {"image_pipeline", tables ? tables->image_pipeline : ""},
-                                     {"text_pipeline", tables ? tables->text_pipeline : ""},
+                                     {"image_table",
+                                      {{"model_id", tables ? tables->image_model_id : ""},
+                                       {"pipeline", tables ? tables->image_pipeline : ""}}},
+                                     {"text_table",
+                                      {{"model_id", tables ? tables->text_model_id : ""},
+                                       {"pipeline", tables ? tables->text_pipeline : ""}}},
                                      {"dtype", options.fp16 ? "float16" : "float32"},
                                      {"cache_dtype", lossy ? "float16" : "float32"},
                                      {"dim", result.dim},

@@ -35,9 +35,9 @@ RowKeysWriter::RowKeysWriter(const std::filesystem::path& path,
     : file_(path), operators_(operators.size()) {
   nlohmann::json header = {{"operators", nlohmann::json::array()}};
   for (const auto& t : operators)
-    header["operators"].push_back({{"model_id", t.model_id},
-                                   {"image_pipeline", t.image_pipeline},
-                                   {"text_pipeline", t.text_pipeline}});
+    header["operators"].push_back(
+        {{"image", {{"model_id", t.image_model_id}, {"pipeline", t.image_pipeline}}},
+         {"text", {{"model_id", t.text_model_id}, {"pipeline", t.text_pipeline}}}});
   const std::string text = header.dump();
   unsigned char length[4];
   for (int i = 0; i < 4; ++i) length[i] = static_cast<unsigned char>(text.size() >> (8 * i));
@@ -82,8 +82,18 @@ RowKeysReader::RowKeysReader(const std::filesystem::path& path) : path_(path) {
     throw std::runtime_error(path.string() + ": damaged row keys header");
   }
   for (const auto& op : header["operators"]) {
-    operators_.push_back(
-        {op.value("model_id", ""), op.value("image_pipeline", ""), op.value("text_pipeline", "")});
+    const auto field = [&](const char* kind, const char* name) -> std::string {
+      if (!op.is_object() || !op.contains(kind) || !op[kind].is_object() ||
+          !op[kind].contains(name) || !op[kind][name].is_string()) {
+        std::fclose(file_);
+        file_ = nullptr;
+        throw std::runtime_error(path.string() + ": damaged row keys header (no " + kind + "." +
+                                 name + ")");
+      }
+      return op[kind][name].get<std::string>();
+    };
+    operators_.push_back({field("image", "model_id"), field("image", "pipeline"),
+                          field("text", "model_id"), field("text", "pipeline")});
   }
 }
 

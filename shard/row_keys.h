@@ -5,7 +5,7 @@
 // produced them), which is what `clipshard export` needs to write row-aligned embeddings.
 //
 // Layout (little-endian): the 8 bytes "CSRKEYS1", a uint32 byte length L, L bytes of JSON
-// {"operators": [{"model_id", "image_pipeline", "text_pipeline"}, ...]} (one entry per pipeline
+// {"operators": [{"image": {"model_id", "pipeline"}, "text": {...}}, ...]} (one entry per pipeline
 // operator: the cache tables of its embeddings), then one record per row: per operator four
 // uint64, image key (hi, lo) then text key (hi, lo). A row that has no embeddings for an operator
 // (a bad row: its score is 0.0 or its sim -0.0) has four zeros there.
@@ -24,10 +24,11 @@
 namespace clipshard {
 
 // The cache tables (docs/FORMATS.md, "Embedding cache") an operator's embeddings are stored in:
-// {model_id, "image", image_pipeline} and {model_id, "text", text_pipeline}.
+// {image_model_id, "image", image_pipeline} and {text_model_id, "text", text_pipeline}.
 struct RowKeyTables {
-  std::string model_id;
+  std::string image_model_id;
   std::string image_pipeline;
+  std::string text_model_id;
   std::string text_pipeline;
 };
 

@@ -391,10 +391,11 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   std::vector<RowKeys> keys_of_row(m.ops.size());
   if (m.options.cache.write) {
     std::vector<RowKeyTables> tables;
-    for (size_t o = 0; o < m.ops.size(); ++o)
-      tables.push_back({models.model_id(image_spaces[models.image_space_of(o)].model),
-                        image_spaces[models.image_space_of(o)].pipeline,
-                        text_spaces[models.text_space_of(o)].pipeline});
+    for (size_t o = 0; o < m.ops.size(); ++o) {
+      const CacheTable image = image_table(models, image_spaces[models.image_space_of(o)]);
+      const CacheTable text = text_table(models, text_spaces[models.text_space_of(o)]);
+      tables.push_back({image.model_id, image.pipeline, text.model_id, text.pipeline});
+    }
     row_keys = std::make_unique<RowKeysWriter>(row_keys_path(dir.root(), shard.id), tables);
   }
   std::vector<float> sims;

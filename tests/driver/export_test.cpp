@@ -87,8 +87,8 @@ class ExportTest : public ::testing::Test {
       std::vector<std::string> lines;
       std::vector<float> sims;
       EmbeddingCacheWriter cache(dir.shard_parts(s).embeddings);
-      RowKeysWriter keys(row_keys_path(run_, s),
-                         {{"model", "hf224", "hf77"}, {"model", "hf224", "hf77"}});
+      RowKeysWriter keys(row_keys_path(run_, s), {{"model", "hf224", "model", "hf77"},
+                                                  {"model", "hf224", "model", "hf77"}});
       for (int i = 0; i < 5; ++i, ++row) {
         const std::string line = R"({"id":)" + std::to_string(row) + "}";
         lines.push_back(line);

@@ -98,7 +98,8 @@ TEST_F(TempDirTest, AnUnfinishedFileIsRemovedAndBadArgumentsThrow) {
 TEST_F(TempDirTest, RowKeysRoundTrip) {
   const fs::path path = row_keys_path(dir_, 7);
   EXPECT_EQ(path.filename(), "shard-00000007.rowkeys.bin");
-  const std::vector<RowKeyTables> ops = {{"m1", "hf224", "hf77"}, {"m2", "tv336", "longclip248"}};
+  const std::vector<RowKeyTables> ops = {{"m1", "hf224", "m1", "hf77"},
+                                         {"m2", "tv336", "m2t", "longclip248"}};
   {
     RowKeysWriter w(path, ops);
     w.add_row({{1, 2, 3, 4}, {0, 0, 0, 0}});
@@ -108,7 +109,8 @@ TEST_F(TempDirTest, RowKeysRoundTrip) {
   }
   RowKeysReader r(path);
   ASSERT_EQ(r.operators().size(), 2u);
-  EXPECT_EQ(r.operators()[1].model_id, "m2");
+  EXPECT_EQ(r.operators()[1].image_model_id, "m2");
+  EXPECT_EQ(r.operators()[1].text_model_id, "m2t");
   EXPECT_EQ(r.operators()[1].image_pipeline, "tv336");
   EXPECT_EQ(r.operators()[1].text_pipeline, "longclip248");
   std::vector<RowKeys> keys;
@@ -124,7 +126,7 @@ TEST_F(TempDirTest, RowKeysRoundTrip) {
 TEST_F(TempDirTest, DamagedRowKeysAreErrorsNamingTheFile) {
   const fs::path path = row_keys_path(dir_, 0);
   {
-    RowKeysWriter w(path, {{"m", "hf224", "hf77"}});
+    RowKeysWriter w(path, {{"m", "hf224", "m", "hf77"}});
     w.add_row({{1, 2, 3, 4}});
     w.commit();
   }
