@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "driver/export.h"
 #include "driver/job.h"
 #include "driver/mpi_transport.h"
 #include "driver/run_config.h"
@@ -170,6 +171,24 @@ int run_cli(int argc, char** argv) {
   make->add_option("--seed", seed, "random seed");
   make->add_flag("--fp16", fp16, "store fp16 weights (as OpenAI's releases)");
 
+  auto* exp = app.add_subcommand(
+      "export",
+      "write a finished run's embeddings aligned to its output rows (clip-retrieval layout)");
+  std::string export_run_dir;
+  ExportOptions export_options;
+  bool image_only = false, text_only = false;
+  exp->add_option("run_dir", export_run_dir, "run directory")->required();
+  exp->add_option("--to", export_options.to, "output directory (must not exist or be empty)")
+      ->required();
+  exp->add_option("--op", export_options.op,
+                  "pipeline step whose embeddings to export (0-based; default 0: the first)");
+  exp->add_flag("--fp16", export_options.fp16, "write float16 .npy files (default float32)");
+  exp->add_flag("--image-only", image_only, "write img_emb/ and metadata/ only");
+  exp->add_flag("--text-only", text_only, "write text_emb/ and metadata/ only");
+  exp->add_option("--rows-per-file", export_options.rows_per_file,
+                  "rows per img_emb_N/text_emb_N/metadata_N file (default 1000000)");
+  exp->add_flag("--force", export_options.force, "replace an earlier export in --to");
+
   app.add_subcommand("version", "same as --version");
 
   try {
@@ -189,6 +208,17 @@ int run_cli(int argc, char** argv) {
       return kExitOk;
     }
     if (app.got_subcommand("make-model")) return cmd_make_model(preset, format, out, seed, fp16);
+    if (app.got_subcommand("export")) {
+      export_options.image = !text_only;
+      export_options.text = !image_only;
+      const ExportResult r = export_run(export_run_dir, export_options);
+      std::cerr << "clipshard: exported " << r.rows << " rows (" << r.operator_name << ", dim "
+                << r.dim << ", " << r.files << " file(s) per folder) to "
+                << export_options.to.string();
+      if (r.skipped > 0) std::cerr << "; " << r.skipped << " output rows without embeddings";
+      std::cerr << std::endl;
+      return kExitOk;
+    }
 
     // From here on SIGTERM/SIGINT/SIGUSR1 only raise the stop flag: a signal that arrives while the
     // config is read, MPI starts or the models load still ends the run cleanly with status 75.

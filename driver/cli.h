@@ -3,6 +3,8 @@
 //   clipshard run --op OPERATOR --model MODEL --input MANIFEST... --output-dir DIR
 //                 [--param NAME=VALUE]... [--batch-size N] [--device auto|cpu|cuda] [--restart]
 //   clipshard status RUN_DIR
+//   clipshard export RUN_DIR --to DIR [--op N] [--fp16] [--image-only|--text-only]
+//                    [--rows-per-file N] [--force]
 //   clipshard make-model --preset NAME --format hf|openai|longclip --out PATH [--seed N] [--fp16]
 //   clipshard version
 #pragma once

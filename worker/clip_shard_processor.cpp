@@ -14,6 +14,7 @@
 #include "shard/cache/content_key.h"
 #include "shard/cache/embedding_cache_reader.h"
 #include "shard/cache/embedding_cache_writer.h"
+#include "shard/row_keys.h"
 #include "shard/row_source.h"
 #include "worker/shard_part_writer.h"
 #include "worker/thread_pool.h"
@@ -384,7 +385,19 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     }
   }
 
-  // 4. Scores, output rows and error records.
+  // 4. Scores, output rows and error records; with the cache part, each row's content keys (the
+  // link from rows to the content-keyed cache entries that `clipshard export` follows).
+  std::unique_ptr<RowKeysWriter> row_keys;
+  std::vector<RowKeys> keys_of_row(m.ops.size());
+  if (m.options.cache.write) {
+    std::vector<RowKeyTables> tables;
+    for (size_t o = 0; o < m.ops.size(); ++o) {
+      const CacheTable image = image_table(models, image_spaces[models.image_space_of(o)]);
+      const CacheTable text = text_table(models, text_spaces[models.text_space_of(o)]);
+      tables.push_back({image.model_id, image.pipeline, text.model_id, text.pipeline});
+    }
+    row_keys = std::make_unique<RowKeysWriter>(row_keys_path(dir.root(), shard.id), tables);
+  }
   std::vector<float> sims;
   for (Row& row : rows) {
     sims.clear();
@@ -397,9 +410,12 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         ro.key = op.image_key;
       }
       float cosine = 0.0f;
+      keys_of_row[o] = RowKeys{};
       if (ro.status.ok()) {
         const auto& a = files[ro.image].emb[models.image_space_of(o)];
         const auto& b = texts[ro.text].emb;
+        keys_of_row[o] = {files[ro.image].key.hi, files[ro.image].key.lo, texts[ro.text].key.hi,
+                          texts[ro.text].key.lo};
         double dot = 0.0;
         for (size_t k = 0; k < a.size() && k < b.size(); ++k) dot += double(a[k]) * double(b[k]);
         cosine = static_cast<float>(dot);
@@ -422,6 +438,7 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     }
     if (row_failed) increment(stats, "error_rows");
     writer.add_row(dump_row(row.object), sims);
+    if (row_keys) row_keys->add_row(keys_of_row);
   }
   stats["rows"] = static_cast<int64_t>(rows.size());
   std::stable_sort(error_records.begin(), error_records.end(),
@@ -443,6 +460,7 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         cache.add(text_table(models, text_spaces[t.space]), t.key, t.first_row, t.emb.data(),
                   static_cast<int>(t.emb.size()));
     cache.commit();
+    row_keys->commit();
   }
   stats["errors"] = errors;
   stats["captions_truncated"] = truncated;

@@ -124,6 +124,25 @@ def test_load_embeddings_refuses_inconsistent_parts(tmp_path):
     assert e.text is None and e.metadata == [] and e.image.shape == (2, 4)
 
 
+def test_load_embeddings_reads_what_clipshard_export_writes(binary, dataset, tmp_path):
+    """A real run exported by `clipshard export`: the loader gives the output rows that have
+    embeddings, in order, and cos(image, text) reproduces each row's clip_score."""
+    import subprocess
+    data, _ = dataset
+    result = clipshard.run(pipeline_config(data, tmp_path / "run", threshold=0.0), binary)
+    subprocess.run([binary, "export", str(tmp_path / "run"), "--to", str(tmp_path / "emb"),
+                    "--rows-per-file", "4"], check=True, capture_output=True)
+    e = clipshard.load_embeddings(tmp_path / "emb")
+    out = list(result.rows())
+    assert len(out) == 8  # threshold 0 keeps the two bad rows, which have no embeddings
+    assert e.metadata == [r for r in out if r["clip_score"] != 0.0]
+    assert e.image.dtype == np.float32 and e.image.shape == e.text.shape == (6, e.image.shape[1])
+    cos = (e.image.astype(np.float64) * e.text).sum(axis=1)
+    np.testing.assert_allclose(np.clip((cos + 1) / 2, 0, 1),
+                               [r["clip_score"] for r in e.metadata], atol=1e-5)
+    assert len(list((tmp_path / "emb" / "img_emb").iterdir())) == 2  # 6 rows, 4 per file
+
+
 class ListStorage:
     """DataFlow's storage protocol over a list of dicts: read("dataframe") / write(rows)."""
 

@@ -1,4 +1,5 @@
-# The same job with no launcher and under mpirun with 1, 2, 3 and 4 ranks: byte-identical outputs.
+# The same job with no launcher and under mpirun with 1, 2, 3 and 4 ranks: byte-identical outputs
+# (and `clipshard export` of the plain and the 4-rank run: byte-identical embeddings).
 source "$(dirname "$0")/lib.sh"
 command -v mpirun >/dev/null || skip "mpirun not installed"
 make_dataset "$WORK/data" 60 "$CLIPSHARD_FIXTURES/images/photo_640x480.jpg"
@@ -12,6 +13,14 @@ for n in 1 2 3 4; do
   same_file "$WORK/plain/errors.jsonl" "$WORK/np$n/errors.jsonl"
   echo "np=$n: identical ($(wc -l < "$WORK/np$n/output.jsonl") rows, $(wc -l < "$WORK/np$n/errors.jsonl") errors)"
 done
+# The exported embeddings do not depend on the rank count either (export.json names the run).
+for run in plain np4; do
+  "$CLIPSHARD_BINARY" export "$WORK/$run" --to "$WORK/export-$run" --rows-per-file 7 ||
+    fail "export of $run failed"
+done
+diff -r --exclude export.json "$WORK/export-plain" "$WORK/export-np4" >/dev/null ||
+  fail "the exports of the plain and the 4-rank run differ"
+echo "export: identical ($(ls "$WORK/export-np4/img_emb" | wc -l) files per folder)"
 /usr/bin/python3 - "$WORK/np4/summary.json" <<'PY' || true
 import json, sys; s = json.load(open(sys.argv[1])); print("per-rank shards:", {r: v.get("lines") for r, v in s["ranks"].items()})
 PY
