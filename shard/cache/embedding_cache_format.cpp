@@ -133,6 +133,11 @@ std::string read_string_attribute(hid_t object, const char* name, const std::fil
     throw_layout_error(path, "attribute '" + std::string(name) + "' of " + where + " has size " +
                                  std::to_string(size));
   H5Type mem_type = fixed_string_type(size, path);
+  // h5py writes numpy bytes as ASCII strings: read them as such (ASCII is UTF-8), since HDF5 has
+  // no conversion between the two character sets.
+  const H5T_cset_t cset = H5Tget_cset(file_type.get());
+  if (cset == H5T_CSET_ASCII)
+    h5_check(H5Tset_cset(mem_type.get(), H5T_CSET_ASCII), path, "H5Tset_cset(string)");
   std::string value(size, '\0');
   h5_check(H5Aread(attr.get(), mem_type.get(), value.data()), path, what);
   value.resize(std::min(value.find('\0'), value.size()));
@@ -520,7 +525,8 @@ std::vector<uint64_t> TableSource::read_fence() {
   read(fence_.get(), H5T_NATIVE_UINT64, 0, static_cast<size_t>(fence_entries_), 2, 2, fence.data(),
        "fence");
   for (size_t i = 1; i < static_cast<size_t>(fence_entries_); ++i)
-    if (!(ContentKey{fence[2 * i - 2], fence[2 * i - 1]} < ContentKey{fence[2 * i], fence[2 * i + 1]}))
+    if (!(ContentKey{fence[2 * i - 2], fence[2 * i - 1]} <
+          ContentKey{fence[2 * i], fence[2 * i + 1]}))
       fail_layout("fence keys not increasing at " + std::to_string(i));
   return fence;
 }

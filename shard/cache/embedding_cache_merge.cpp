@@ -50,7 +50,6 @@ struct Cursor {
   ContentKey previous{};
 
   ContentKey key() const { return {keys[2 * i], keys[2 * i + 1]}; }
-  bool done() const { return i >= n && start + static_cast<int64_t>(n) >= rows; }
   // Moves to the next entry, loading the next block when needed. False at the end.
   bool advance() {
     if (++i < n) return check();
@@ -139,8 +138,7 @@ EmbeddingCacheMergeStats merge_flat(const std::vector<std::filesystem::path>& pa
     for (size_t c = 0; c < cursors.size(); ++c) heap.push_back(c);
     std::make_heap(heap.begin(), heap.end(), later);
     auto flush = [&] {
-      appender.append(kept_keys.data(), kept_rows.data(), kept_embeddings.data(),
-                      kept_rows.size());
+      appender.append(kept_keys.data(), kept_rows.data(), kept_embeddings.data(), kept_rows.size());
       kept_keys.clear();
       kept_rows.clear();
       kept_embeddings.clear();
@@ -200,8 +198,9 @@ EmbeddingCacheMergeStats merge_embedding_caches(const std::vector<std::filesyste
       const std::vector<std::filesystem::path> group(
           inputs.begin() + static_cast<std::ptrdiff_t>(g),
           inputs.begin() + static_cast<std::ptrdiff_t>(std::min(inputs.size(), g + kMaxFanIn)));
-      std::filesystem::path group_file = out.string() + ".tmp-merge-" + std::to_string(level) +
-                                         "-" + std::to_string(g / kMaxFanIn);
+      // Ends in ".tmp": a run directory's cleanup removes what a killed merge leaves.
+      std::filesystem::path group_file = out.string() + ".merge-" + std::to_string(level) + "-" +
+                                         std::to_string(g / kMaxFanIn) + ".tmp";
       guard.paths.push_back(group_file);
       duplicates += merge_flat(group, group_file, options).duplicates;
       next.push_back(group_file);

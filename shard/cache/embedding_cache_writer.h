@@ -43,7 +43,7 @@ class EmbeddingCacheWriter {
   // that produced it. A key already in the table is not stored again (the first one wins) and
   // false is returned. Buffers until commit(). Throws std::invalid_argument for an invalid
   // table (cache_table.h), dim <= 0 or a dim different from the table's first add, std::logic_error
-  // after commit(), Hdf5Error when writing fails (disk full...).
+  // after commit().
   bool add(const CacheTable& table, const ContentKey& key, uint64_t row, const float* embedding,
            int dim);
 
@@ -52,9 +52,9 @@ class EmbeddingCacheWriter {
   // written. Throws std::invalid_argument for an invalid table, std::logic_error after commit().
   void describe(const CacheTable& table, const TableDescription& description);
 
-  // Sorts each table by key and writes it, closes the file, fsyncs it and renames it to `path` (replacing an
-  // existing file), then fsyncs the directory. Throws Hdf5Error / std::runtime_error naming the
-  // file on failure, and the temporary file is removed. Nothing may be added afterwards.
+  // Sorts each table by key and writes it, closes the file, fsyncs it and renames it to `path`
+  // (replacing an existing file), then fsyncs the directory. Throws Hdf5Error / std::runtime_error
+  // naming the file on failure, and the temporary file is removed. Nothing may be added afterwards.
   void commit();
 
   // Entries added so far over all tables (duplicates not counted).
