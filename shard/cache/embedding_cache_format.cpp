@@ -481,12 +481,19 @@ TableSource::TableSource(hid_t file, const std::filesystem::path& path, const Ta
     if (exists == 0) throw_layout_error(path, "dataset " + p + " missing");
     return H5Dataset(h5_check_id(H5Dopen2(file, p.c_str(), dapl), path, "opening " + p));
   };
-  key_ = open("key", H5P_DEFAULT);
-  row_ = open("row", H5P_DEFAULT);
   {
     H5PropertyList dapl(h5_check_id(H5Pcreate(H5P_DATASET_ACCESS), path, "H5Pcreate(access)"));
     h5_check(H5Pset_chunk_cache(dapl.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, 1.0), path,
              "H5Pset_chunk_cache");
+    // Keys are read a whole chunk (1024 keys) at a time, by the merge and by a lookup, which HDF5
+    // then reads straight into the caller's buffer: a chunk cache would only add a copy (and
+    // memory). Compressed keys keep HDF5's default cache.
+    key_ = open("key", dapl.get());
+    H5PropertyList key_dcpl(h5_check_id(H5Dget_create_plist(key_.get()), path,
+                                        "reading the layout of " + info.group + "/key"));
+    if (h5_check(H5Pget_nfilters(key_dcpl.get()), path, "H5Pget_nfilters") > 0)
+      key_ = open("key", H5P_DEFAULT);
+    row_ = open("row", H5P_DEFAULT);
     embedding_ = open("embedding", dapl.get());
     H5PropertyList dcpl(h5_check_id(H5Dget_create_plist(embedding_.get()), path,
                                     "reading the layout of " + info.group + "/embedding"));
