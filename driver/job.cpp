@@ -54,9 +54,10 @@ std::string real_weights_hint(const std::string& name) {
 }
 
 // --restart drops parts/, and with it the embeddings of the shards finished so far: they are merged
-// into embeddings.h5 (the run's cache, which the restarted run reads) first, so that a restart after
-// e.g. a batch_size change computes none of them again. A cache that cannot be merged (another
-// model's dim under the same table, a damaged part) only costs recomputation: a warning, no failure.
+// into embeddings.h5 (the run's cache, which the restarted run reads) first, so that a restart
+// after e.g. a batch_size change computes none of them again. A cache that cannot be merged
+// (another model's dim under the same table, a damaged part) only costs recomputation: a warning,
+// no failure.
 void keep_embeddings_for_restart(const RunDirectory& dir, std::ostream& log) {
   std::vector<std::filesystem::path> parts;
   std::error_code ec;
