@@ -201,6 +201,53 @@ for v in (1, 3):                                     # an older and a future cli
   }
 }
 
+// A table whose keys are out of order (edited by another tool) is reported, not searched wrongly.
+TEST(EmbeddingCacheV2, UnsortedKeysAreReported) {
+  if (!has_h5py()) GTEST_SKIP() << "/usr/bin/python3 with h5py not available";
+  testing::TempDir dir;
+  const fs::path swapped = dir.path() / "swapped.h5", fenced = dir.path() / "fenced.h5";
+  for (const fs::path& p : {swapped, fenced}) {
+    EmbeddingCacheWriter w(p);
+    for (int i = 0; i < 3000; ++i) w.add(kImage, key_of(i), i, embedding_of(1, i, 2).data(), 2);
+    w.commit();
+  }
+  const fs::path script = dir.path() / "edit.py";
+  std::ofstream(script) << R"(import sys, h5py
+def table(f):
+    found = []
+    f.visititems(lambda n, o: found.append(o) if isinstance(o, h5py.Group) and "key" in o else None)
+    return found[0]
+with h5py.File(sys.argv[1], "r+") as f:   # two keys of the second block swapped
+    k = table(f)["key"]
+    a, b = k[1500], k[1501]
+    k[1500], k[1501] = b, a
+with h5py.File(sys.argv[2], "r+") as f:   # a fence key that is not its block's first key
+    fence = table(f)["fence"]
+    fence[1] = table(f)["key"][1030]
+)";
+  const std::string command =
+      "/usr/bin/python3 " + script.string() + " " + swapped.string() + " " + fenced.string();
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+
+  EmbeddingCacheReader reader(swapped);
+  const std::string lookup = error_of([&] {
+    for (int i = 0; i < 3000; ++i) reader.contains(kImage, key_of(i));
+  });
+  EXPECT_NE(lookup.find("keys not sorted"), std::string::npos) << lookup;
+  EXPECT_NE(lookup.find("swapped.h5"), std::string::npos) << lookup;
+  const std::string merge =
+      error_of([&] { merge_embedding_caches({swapped}, dir.path() / "out.h5"); });
+  EXPECT_NE(merge.find("keys not sorted"), std::string::npos) << merge;
+  EXPECT_FALSE(fs::exists(dir.path() / "out.h5"));
+
+  EmbeddingCacheReader fence_reader(fenced);
+  const std::string fence = error_of([&] {
+    for (int i = 0; i < 3000; ++i) fence_reader.contains(kImage, key_of(i));
+  });
+  EXPECT_NE(fence.find("fenced.h5"), std::string::npos) << fence;
+  EXPECT_TRUE(fence.find("fence") != std::string::npos) << fence;
+}
+
 // The "Reading with h5py" block of docs/FORMATS.md, run as a reader would paste it.
 TEST(EmbeddingCacheV2, TheDocumentedH5pyExampleRuns) {
   if (!has_h5py()) GTEST_SKIP() << "/usr/bin/python3 with h5py not available";
