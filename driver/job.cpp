@@ -14,6 +14,7 @@
 #include "driver/worker_loop.h"
 #include "models/clip/model_loader.h"
 #include "shard/atomic_file.h"
+#include "shard/cache/embedding_cache_merge.h"
 #include "shard/merge.h"
 #include "shard/run_directory.h"
 #include "shard/webdataset_output.h"
@@ -52,6 +53,32 @@ std::string real_weights_hint(const std::string& name) {
          "\"Models\").";
 }
 
+// --restart drops parts/, and with it the embeddings of the shards finished so far: they are merged
+// into embeddings.h5 (the run's cache, which the restarted run reads) first, so that a restart
+// after e.g. a batch_size change computes none of them again. A cache that cannot be merged
+// (another model's dim under the same table, a damaged part) only costs recomputation: a warning,
+// no failure.
+void keep_embeddings_for_restart(const RunDirectory& dir, std::ostream& log) {
+  std::vector<std::filesystem::path> parts;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.parts(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".emb.h5") == 0)
+      parts.push_back(entry.path());
+  }
+  if (parts.empty()) return;
+  std::sort(parts.begin(), parts.end());  // shard order: the earliest shard's entry wins
+  if (std::filesystem::exists(dir.embeddings(), ec)) parts.insert(parts.begin(), dir.embeddings());
+  try {
+    const auto stats = merge_embedding_caches(parts, dir.embeddings());
+    log << "clipshard: --restart: kept " << stats.entries << " embeddings in "
+        << dir.embeddings().string() << std::endl;
+  } catch (const std::exception& e) {
+    log << "clipshard: warning: --restart could not keep the embeddings of the discarded shards ("
+        << e.what() << "); they will be computed again" << std::endl;
+  }
+}
+
 // The driver's state for one run: plan, run directory (locked), shards still to do.
 struct DriverSide {
   ShardPlan plan;
@@ -77,7 +104,10 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   d.lock = std::make_unique<RunLock>(d.dir->lock());
   d.dir->remove_stale_temp_files();  // left by a killed run; nothing writes here before we start
   d.plan = plan_shards(inputs, config.lines_per_shard);
-  if (options.restart) d.dir->clear_for_restart();
+  if (options.restart) {
+    if (config.embedding_cache.enabled) keep_embeddings_for_restart(*d.dir, log);
+    d.dir->clear_for_restart();
+  }
   // state.json protects finished shards from being mixed with those of another config or input.
   // With no finished shard in parts/ it protects nothing (a run that failed or was stopped before
   // its first shard): it is dropped so that a corrected command starts afresh instead of being

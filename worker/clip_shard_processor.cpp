@@ -450,6 +450,10 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     EmbeddingCacheWriterOptions wopts;
     wopts.lossy_fp16 = m.options.cache.lossy_fp16;
     EmbeddingCacheWriter cache(dir.shard_parts(shard.id).embeddings, wopts);
+    for (const ImageSpace& s : image_spaces)
+      cache.describe(image_table(models, s), models.table_description(s.model));
+    for (const TextSpace& s : text_spaces)
+      cache.describe(text_table(models, s), models.table_description(s.model));
     for (const ImageFile& f : files)
       for (size_t s = 0; s < image_spaces.size(); ++s)
         if (!f.emb[s].empty())

@@ -32,6 +32,7 @@ std::string normalization_tag(const PreprocessSpec& spec) {
 
 struct ModelBank::Model {
   LoadedModel loaded;
+  std::string name;  // as the first operator using it gave it
   std::string device;
   std::optional<ClipTokenizer> hf_tokenizer;         // CLIP operators (CLIPProcessor semantics)
   std::optional<ClipTokenizer> official_tokenizer;   // Long-CLIP operator
@@ -62,6 +63,7 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
       request.architecture = op.architecture;
       model->loaded = load_model(request);
       model->device = device;
+      model->name = op.model_name;
       models_.push_back(std::move(model));
     }
     const int m = it->second;
@@ -129,6 +131,19 @@ std::string ModelBank::model_description(int model) const {
   const auto& l = models_.at(model)->loaded;
   return l.weights_file.string() + " (" + model_format_name(l.format) + ", " +
          l.model->placement().device.str() + ")";
+}
+
+TableDescription ModelBank::table_description(int model) const {
+  const Model& m = *models_.at(model);
+  TableDescription d;
+  d.model_name = m.name;
+  d.model_path = m.loaded.weights_file.string();
+  d.model_format = model_format_name(m.loaded.format);
+  d.fingerprint = m.loaded.fingerprint;
+  const at::ScalarType dtype = m.loaded.model->placement().dtype;
+  d.precision = dtype == at::kHalf ? "fp16" : dtype == at::kBFloat16 ? "bf16" : "fp32";
+  d.normalized = 1;  // encode_images / encode_texts return L2-normalised embeddings
+  return d;
 }
 
 TokenizedText ModelBank::tokenize(int text_space, std::string_view caption) const {

@@ -20,6 +20,7 @@
 
 #include "models/image/preprocess.h"
 #include "models/text/clip_tokenizer.h"
+#include "shard/cache/cache_table.h"
 #include "worker/operator_spec.h"
 #include "worker/placement.h"
 
@@ -65,6 +66,9 @@ class ModelBank {
   // Content fingerprint of a model's weights (the embedding cache's model id).
   const std::string& model_id(int model) const;
   std::string model_description(int model) const;  // path, format, device (for logs/summary)
+  // What the embedding cache records about a model's tables (shard/cache/cache_table.h): the
+  // name the config gave, the weights file, format, fingerprint and the precision it runs at.
+  TableDescription table_description(int model) const;
 
   // Tokenizes a caption for a text space (applies split_join). Thread-safe.
   TokenizedText tokenize(int text_space, std::string_view caption) const;

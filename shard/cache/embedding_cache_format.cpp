@@ -133,6 +133,11 @@ std::string read_string_attribute(hid_t object, const char* name, const std::fil
     throw_layout_error(path, "attribute '" + std::string(name) + "' of " + where + " has size " +
                                  std::to_string(size));
   H5Type mem_type = fixed_string_type(size, path);
+  // h5py writes numpy bytes as ASCII strings: read them as such (ASCII is UTF-8), since HDF5 has
+  // no conversion between the two character sets.
+  const H5T_cset_t cset = H5Tget_cset(file_type.get());
+  if (cset == H5T_CSET_ASCII)
+    h5_check(H5Tset_cset(mem_type.get(), H5T_CSET_ASCII), path, "H5Tset_cset(string)");
   std::string value(size, '\0');
   h5_check(H5Aread(attr.get(), mem_type.get(), value.data()), path, what);
   value.resize(std::min(value.find('\0'), value.size()));
@@ -361,7 +366,21 @@ std::vector<TableInfo> list_tables(hid_t file, const std::filesystem::path& path
         } else {
           throw_layout_error(path, info.group + " has dtype '" + dtype + "'");
         }
-        info.rows = TableSource(file, path, info).rows();  // checks the three datasets
+        TableDescription& d = info.description;
+        d.model_name = read_string_attribute(group.get(), "model_name", path, info.group);
+        d.model_path = read_string_attribute(group.get(), "model_path", path, info.group);
+        d.model_format = read_string_attribute(group.get(), "model_format", path, info.group);
+        d.fingerprint = read_string_attribute(group.get(), "model_fingerprint", path, info.group);
+        d.precision = read_string_attribute(group.get(), "precision", path, info.group);
+        const int64_t normalized = read_int_attribute(group.get(), "normalized", path, info.group);
+        if (normalized < -1 || normalized > 1)
+          throw_layout_error(path, info.group + " has normalized " + std::to_string(normalized));
+        d.normalized = static_cast<int>(normalized);
+        const int64_t fence_rows = read_int_attribute(group.get(), "fence_rows", path, info.group);
+        if (fence_rows != kFenceRows)
+          throw_layout_error(path, info.group + " has fence_rows " + std::to_string(fence_rows) +
+                                       ", expected " + std::to_string(kFenceRows));
+        info.rows = TableSource(file, path, info).rows();  // checks the four datasets
         tables.push_back(std::move(info));
       }
     }
@@ -370,7 +389,8 @@ std::vector<TableInfo> list_tables(hid_t file, const std::filesystem::path& path
 }
 
 TableAppender::TableAppender(hid_t file, const std::filesystem::path& path, const CacheTable& table,
-                             int dim, DType dtype, int gzip_level)
+                             int dim, DType dtype, int gzip_level,
+                             const TableDescription& description)
     : path_(path), group_path_(table_group_path(table)), dim_(dim), dtype_(dtype) {
   const std::string& group_path = group_path_;
   H5PropertyList lcpl(h5_check_id(H5Pcreate(H5P_LINK_CREATE), path, "H5Pcreate(link)"));
@@ -384,6 +404,13 @@ TableAppender::TableAppender(hid_t file, const std::filesystem::path& path, cons
   write_string_attribute(group_.get(), "pipeline", table.pipeline, path);
   write_int_attribute(group_.get(), "dim", dim, path);
   write_string_attribute(group_.get(), "dtype", dtype_name(dtype), path);
+  write_string_attribute(group_.get(), "model_name", description.model_name, path);
+  write_string_attribute(group_.get(), "model_path", description.model_path, path);
+  write_string_attribute(group_.get(), "model_format", description.model_format, path);
+  write_string_attribute(group_.get(), "model_fingerprint", description.fingerprint, path);
+  write_string_attribute(group_.get(), "precision", description.precision, path);
+  write_int_attribute(group_.get(), "normalized", description.normalized, path);
+  write_int_attribute(group_.get(), "fence_rows", kFenceRows, path);
 
   const size_t row_bytes = static_cast<size_t>(dim) * dtype_size(dtype);
   hsize_t chunk_rows = 1;
@@ -394,6 +421,8 @@ TableAppender::TableAppender(hid_t file, const std::filesystem::path& path, cons
                         group_path);
   row_ = create_dataset(group_.get(), "row", H5T_STD_U64LE, 1, 1, kIndexChunkRows, gzip_level, path,
                         group_path);
+  fence_ = create_dataset(group_.get(), "fence", H5T_STD_U64LE, 2, 2, kIndexChunkRows, 0, path,
+                          group_path);
   if (dtype == DType::kFloat16) {
     memory_type_ = half_type(path);
     embedding_ = create_dataset(group_.get(), "embedding", memory_type_.get(), 2, dim, chunk_rows,
@@ -407,6 +436,21 @@ TableAppender::TableAppender(hid_t file, const std::filesystem::path& path, cons
 void TableAppender::append(const uint64_t* keys, const uint64_t* rows, const void* embeddings,
                            size_t n) {
   if (n == 0) return;
+  // Checked before anything is written: a lookup's binary search relies on the order.
+  for (size_t i = 0; i < n; ++i) {
+    const ContentKey key{keys[2 * i], keys[2 * i + 1]};
+    if (has_last_ && !(last_ < key))
+      throw std::logic_error(path_.string() + ": " + group_path_ +
+                             ": keys appended out of order or twice (" + to_hex(last_) + ", then " +
+                             to_hex(key) + ")");
+    last_ = key;
+    has_last_ = true;
+  }
+  for (int64_t r = (rows_ + kFenceRows - 1) / kFenceRows * kFenceRows;
+       r < rows_ + static_cast<int64_t>(n); r += kFenceRows) {
+    fence_keys_.push_back(keys[2 * (r - rows_)]);
+    fence_keys_.push_back(keys[2 * (r - rows_) + 1]);
+  }
   const std::string& where = group_path_;
   append_rows(key_.get(), H5T_NATIVE_UINT64, rows_, n, 2, 2, keys, path_, where + "/key");
   append_rows(row_.get(), H5T_NATIVE_UINT64, rows_, n, 1, 1, rows, path_, where + "/row");
@@ -417,8 +461,13 @@ void TableAppender::append(const uint64_t* keys, const uint64_t* rows, const voi
 }
 
 void TableAppender::close() {
+  if (!fence_keys_.empty())
+    append_rows(fence_.get(), H5T_NATIVE_UINT64, 0, fence_keys_.size() / 2, 2, 2,
+                fence_keys_.data(), path_, group_path_ + "/fence");
+  fence_keys_.clear();
   key_.close(path_, "closing a key dataset");
   row_.close(path_, "closing a row dataset");
+  fence_.close(path_, "closing a fence dataset");
   embedding_.close(path_, "closing an embedding dataset");
   group_.close(path_, "closing a table group");
 }
@@ -432,12 +481,19 @@ TableSource::TableSource(hid_t file, const std::filesystem::path& path, const Ta
     if (exists == 0) throw_layout_error(path, "dataset " + p + " missing");
     return H5Dataset(h5_check_id(H5Dopen2(file, p.c_str(), dapl), path, "opening " + p));
   };
-  key_ = open("key", H5P_DEFAULT);
-  row_ = open("row", H5P_DEFAULT);
   {
     H5PropertyList dapl(h5_check_id(H5Pcreate(H5P_DATASET_ACCESS), path, "H5Pcreate(access)"));
     h5_check(H5Pset_chunk_cache(dapl.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, 1.0), path,
              "H5Pset_chunk_cache");
+    // Keys are read a whole chunk (1024 keys) at a time, by the merge and by a lookup, which HDF5
+    // then reads straight into the caller's buffer: a chunk cache would only add a copy (and
+    // memory). Compressed keys keep HDF5's default cache.
+    key_ = open("key", dapl.get());
+    H5PropertyList key_dcpl(h5_check_id(H5Dget_create_plist(key_.get()), path,
+                                        "reading the layout of " + info.group + "/key"));
+    if (h5_check(H5Pget_nfilters(key_dcpl.get()), path, "H5Pget_nfilters") > 0)
+      key_ = open("key", H5P_DEFAULT);
+    row_ = open("row", H5P_DEFAULT);
     embedding_ = open("embedding", dapl.get());
     H5PropertyList dcpl(h5_check_id(H5Dget_create_plist(embedding_.get()), path,
                                     "reading the layout of " + info.group + "/embedding"));
@@ -461,6 +517,29 @@ TableSource::TableSource(hid_t file, const std::filesystem::path& path, const Ta
              dtype_name(info.dtype));
   rows_ = static_cast<int64_t>(key_dims[0]);
   if (info.dtype == DType::kFloat16) memory_type_ = half_type(path);
+  fence_ = open("fence", H5P_DEFAULT);
+  const auto fence_dims = dims_of(fence_.get(), 2, path, info.group + "/fence");
+  check_type(fence_.get(), H5T_INTEGER, 8, path, info.group + "/fence", "64-bit integers");
+  if (fence_dims[1] != 2 ||
+      fence_dims[0] != static_cast<hsize_t>((rows_ + kFenceRows - 1) / kFenceRows))
+    throw_layout_error(path, info.group + "/fence does not have one key per " +
+                                 std::to_string(kFenceRows) + " rows");
+  fence_entries_ = static_cast<int64_t>(fence_dims[0]);
+}
+
+std::vector<uint64_t> TableSource::read_fence() {
+  std::vector<uint64_t> fence(2 * static_cast<size_t>(fence_entries_));
+  read(fence_.get(), H5T_NATIVE_UINT64, 0, static_cast<size_t>(fence_entries_), 2, 2, fence.data(),
+       "fence");
+  for (size_t i = 1; i < static_cast<size_t>(fence_entries_); ++i)
+    if (!(ContentKey{fence[2 * i - 2], fence[2 * i - 1]} <
+          ContentKey{fence[2 * i], fence[2 * i + 1]}))
+      fail_layout("fence keys not increasing at " + std::to_string(i));
+  return fence;
+}
+
+void TableSource::fail_layout(const std::string& what) const {
+  throw_layout_error(path_, info_.group + ": " + what);
 }
 
 void TableSource::read(hid_t dataset, hid_t mem_type, int64_t start, size_t n, int rank,

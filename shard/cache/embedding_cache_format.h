@@ -10,18 +10,24 @@
 #include <vector>
 
 #include "shard/cache/cache_table.h"
+#include "shard/cache/content_key.h"
 #include "shard/cache/hdf5_handles.h"
 
 namespace clipshard::cache_format {
 
 inline constexpr char kFormatName[] = "clipshard-embeddings";
-inline constexpr int64_t kFormatVersion = 1;
+// Version 2: every table sorted by key with a fence index (docs/FORMATS.md). Version 1 files
+// (unsorted, no fence) are refused with a message to delete them; the next run rebuilds them.
+inline constexpr int64_t kFormatVersion = 2;
 inline constexpr char kModelsGroup[] = "/models";
 // Entries the writer and the merge append at a time. Chunks of every dataset divide it, so appends
 // cover whole chunks.
 inline constexpr int64_t kBlockRows = 4096;
 // Rows per chunk of the `key` and `row` datasets (16 KiB / 8 KiB: small parts stay small).
 inline constexpr int64_t kIndexChunkRows = 1024;
+// A table's `fence` dataset holds the key at every kFenceRows-th position: a lookup searches the
+// fence in memory (16 bytes per 1024 keys) and then reads one chunk of keys.
+inline constexpr int64_t kFenceRows = kIndexChunkRows;
 
 enum class DType { kFloat32, kFloat16 };
 const char* dtype_name(DType dtype);  // "float32" | "float16"
@@ -46,6 +52,7 @@ void fsync_and_rename(const std::filesystem::path& temp, const std::filesystem::
 
 struct TableInfo {
   CacheTable table;
+  TableDescription description;
   std::string group;  // path of the table's group in the file
   int dim = 0;
   DType dtype = DType::kFloat32;
@@ -54,15 +61,17 @@ struct TableInfo {
 // Every table of an open cache file, in name order, with shapes checked against each other.
 std::vector<TableInfo> list_tables(hid_t file, const std::filesystem::path& path);
 
-// A table's datasets in a file being written: appends blocks of entries.
+// A table's datasets in a file being written: appends blocks of entries, in increasing key order.
 class TableAppender {
  public:
   TableAppender(hid_t file, const std::filesystem::path& path, const CacheTable& table, int dim,
-                DType dtype, int gzip_level);
+                DType dtype, int gzip_level, const TableDescription& description = {});
   // Appends n entries: keys as n (hi, lo) pairs, rows, and n*dim embedding values of `dtype`.
+  // Keys must be strictly increasing (ContentKey's order) across all appends: throws
+  // std::logic_error otherwise (a bug in the caller, nothing is written).
   void append(const uint64_t* keys, const uint64_t* rows, const void* embeddings, size_t n);
   int64_t rows() const { return rows_; }
-  // Closes the datasets and the group (checked).
+  // Writes the fence and closes the datasets and the group (checked).
   void close();
 
  private:
@@ -71,9 +80,12 @@ class TableAppender {
   int dim_;
   DType dtype_;
   int64_t rows_ = 0;
-  H5Type memory_type_;  // float16 only (float32 uses H5T_NATIVE_FLOAT)
+  bool has_last_ = false;
+  ContentKey last_{};
+  std::vector<uint64_t> fence_keys_;  // (hi, lo) of every kFenceRows-th key
+  H5Type memory_type_;                // float16 only (float32 uses H5T_NATIVE_FLOAT)
   H5Group group_;
-  H5Dataset key_, row_, embedding_;
+  H5Dataset key_, row_, embedding_, fence_;
 };
 
 // A table's datasets in a file being read: reads ranges of entries.
@@ -86,6 +98,10 @@ class TableSource {
   void read_rows(int64_t start, size_t n, uint64_t* rows);
   // n*dim values of the table's dtype.
   void read_embeddings(int64_t start, size_t n, void* out);
+  // The whole fence: ceil(rows / kFenceRows) (hi, lo) pairs.
+  std::vector<uint64_t> read_fence();
+  // Throws Hdf5Error naming the file: the table is not sorted as version 2 requires (`what`).
+  [[noreturn]] void fail_layout(const std::string& what) const;
 
  private:
   void read(hid_t dataset, hid_t mem_type, int64_t start, size_t n, int rank, size_t cols,
@@ -93,8 +109,9 @@ class TableSource {
   std::filesystem::path path_;
   TableInfo info_;
   int64_t rows_ = 0;
+  int64_t fence_entries_ = 0;
   H5Type memory_type_;  // float16 only
-  H5Dataset key_, row_, embedding_;
+  H5Dataset key_, row_, embedding_, fence_;
 };
 
 }  // namespace clipshard::cache_format

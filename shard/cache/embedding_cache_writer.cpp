@@ -1,5 +1,8 @@
 #include "shard/cache/embedding_cache_writer.h"
 
+#include <algorithm>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <vector>
@@ -15,29 +18,50 @@ namespace fmt = cache_format;
 
 namespace {
 
-// One table being written: the keys seen so far and a block of entries not yet appended.
+// One table being written: its key set and every entry, in add order until commit() sorts them.
 struct PendingTable {
   CacheTable table;
   int dim = 0;
   fmt::DType dtype = fmt::DType::kFloat32;
-  std::unique_ptr<fmt::TableAppender> appender;
   KeyIndex keys;
-  std::vector<uint64_t> key_block;  // (hi, lo) pairs
-  std::vector<uint64_t> row_block;
-  std::vector<float> f32_block;
-  std::vector<uint16_t> f16_block;
+  std::vector<uint64_t> key_list;  // (hi, lo) pairs
+  std::vector<uint64_t> row_list;
+  std::vector<float> f32_list;
+  std::vector<uint16_t> f16_list;
 
-  size_t pending() const { return row_block.size(); }
-  void flush() {
-    if (row_block.empty()) return;
-    const void* embeddings = dtype == fmt::DType::kFloat16
-                                 ? static_cast<const void*>(f16_block.data())
-                                 : static_cast<const void*>(f32_block.data());
-    appender->append(key_block.data(), row_block.data(), embeddings, row_block.size());
-    key_block.clear();
-    row_block.clear();
-    f32_block.clear();
-    f16_block.clear();
+  // Writes the entries in key order, in blocks of kBlockRows.
+  void write(hid_t file, const std::filesystem::path& temp, int gzip_level,
+             const TableDescription& description) const {
+    const size_t n = row_list.size();
+    std::vector<uint32_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return ContentKey{key_list[2 * a], key_list[2 * a + 1]} <
+             ContentKey{key_list[2 * b], key_list[2 * b + 1]};
+    });
+    fmt::TableAppender appender(file, temp, table, dim, dtype, gzip_level, description);
+    const size_t block = static_cast<size_t>(fmt::kBlockRows);
+    const size_t row_bytes = static_cast<size_t>(dim) * fmt::dtype_size(dtype);
+    const char* source = dtype == fmt::DType::kFloat16
+                             ? reinterpret_cast<const char*>(f16_list.data())
+                             : reinterpret_cast<const char*>(f32_list.data());
+    std::vector<uint64_t> keys, rows;
+    std::vector<char> embeddings;
+    for (size_t b0 = 0; b0 < n; b0 += block) {
+      const size_t b1 = std::min(n, b0 + block);
+      keys.clear();
+      rows.clear();
+      embeddings.resize((b1 - b0) * row_bytes);
+      for (size_t j = b0; j < b1; ++j) {
+        const size_t i = order[j];
+        keys.push_back(key_list[2 * i]);
+        keys.push_back(key_list[2 * i + 1]);
+        rows.push_back(row_list[i]);
+        std::memcpy(embeddings.data() + (j - b0) * row_bytes, source + i * row_bytes, row_bytes);
+      }
+      appender.append(keys.data(), rows.data(), embeddings.data(), b1 - b0);
+    }
+    appender.close();
   }
 };
 
@@ -54,6 +78,7 @@ struct EmbeddingCacheWriter::Impl {
   H5File file;
   std::vector<std::unique_ptr<PendingTable>> tables;
   std::map<CacheTable, PendingTable*> by_table;
+  std::map<CacheTable, TableDescription> descriptions;
 
   // Closes every HDF5 handle, ignoring errors, and deletes the temporary file.
   void discard() noexcept {
@@ -106,16 +131,6 @@ bool EmbeddingCacheWriter::add(const CacheTable& table, const ContentKey& key, u
     pending->table = table;
     pending->dim = dim;
     pending->dtype = m.options.lossy_fp16 ? fmt::DType::kFloat16 : fmt::DType::kFloat32;
-    pending->appender = std::make_unique<fmt::TableAppender>(m.file.get(), m.temp, table, dim,
-                                                             pending->dtype, m.options.gzip_level);
-    // One allocation per block buffer: growing them by doubling costs page faults and copies that
-    // dominated writing a 512-row part.
-    pending->key_block.reserve(2 * fmt::kBlockRows);
-    pending->row_block.reserve(fmt::kBlockRows);
-    if (pending->dtype == fmt::DType::kFloat16)
-      pending->f16_block.reserve(static_cast<size_t>(fmt::kBlockRows) * dim);
-    else
-      pending->f32_block.reserve(static_cast<size_t>(fmt::kBlockRows) * dim);
     t = pending.get();
     m.tables.push_back(std::move(pending));
     m.by_table.emplace(table, t);
@@ -126,20 +141,32 @@ bool EmbeddingCacheWriter::add(const CacheTable& table, const ContentKey& key, u
                                   table.to_string() + " has dim " + std::to_string(t->dim) +
                                   ", got an embedding of " + std::to_string(dim));
   }
+  // The sort in commit() indexes entries with 32 bits.
+  if (t->row_list.size() >= std::numeric_limits<uint32_t>::max())
+    throw std::invalid_argument("embedding cache " + m.path.string() + ": table " +
+                                table.to_string() + " has too many entries for one writer");
   if (!t->keys.insert(key, 0)) return false;
-  t->key_block.push_back(key.hi);
-  t->key_block.push_back(key.lo);
-  t->row_block.push_back(row);
+  t->key_list.push_back(key.hi);
+  t->key_list.push_back(key.lo);
+  t->row_list.push_back(row);
   if (t->dtype == fmt::DType::kFloat16) {
-    const size_t at = t->f16_block.size();
-    t->f16_block.resize(at + dim);
-    floats_to_halves(embedding, t->f16_block.data() + at, dim);
+    const size_t at = t->f16_list.size();
+    t->f16_list.resize(at + dim);
+    floats_to_halves(embedding, t->f16_list.data() + at, dim);
   } else {
-    t->f32_block.insert(t->f32_block.end(), embedding, embedding + dim);
+    t->f32_list.insert(t->f32_list.end(), embedding, embedding + dim);
   }
   ++m.entries;
-  if (t->pending() >= static_cast<size_t>(fmt::kBlockRows)) t->flush();
   return true;
+}
+
+void EmbeddingCacheWriter::describe(const CacheTable& table, const TableDescription& description) {
+  Impl& m = *impl_;
+  if (m.committed || !m.file)
+    throw std::logic_error("EmbeddingCacheWriter::describe after commit() (" + m.path.string() +
+                           ")");
+  fmt::validate_table(table);
+  m.descriptions[table] = description;
 }
 
 void EmbeddingCacheWriter::commit() {
@@ -147,9 +174,10 @@ void EmbeddingCacheWriter::commit() {
   if (m.committed) throw std::logic_error("EmbeddingCacheWriter::commit called twice");
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   try {
-    for (auto& t : m.tables) {
-      t->flush();
-      t->appender->close();
+    for (const auto& t : m.tables) {
+      auto d = m.descriptions.find(t->table);
+      t->write(m.file.get(), m.temp, m.options.gzip_level,
+               d == m.descriptions.end() ? TableDescription{} : d->second);
     }
     m.tables.clear();
     m.by_table.clear();

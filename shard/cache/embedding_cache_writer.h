@@ -1,6 +1,9 @@
 // Writes one embedding cache file (docs/FORMATS.md, "Embedding cache"): a worker's per-shard part,
 // later merged into the run's embeddings.h5 (embedding_cache_merge.h). The file appears at its
-// path complete or not at all: it is written as "<path>.tmp" and renamed by commit().
+// path complete or not at all: it is written as "<path>.tmp" and renamed by commit(). The format
+// stores each table sorted by key, so the writer holds its entries in memory until commit() (about
+// 40 bytes a key plus the embeddings): it is meant for one shard's part, not for a whole cache
+// (build those with merge_embedding_caches).
 //
 // One thread at a time per writer; HDF5 calls of all writers/readers are serialised internally.
 #pragma once
@@ -38,15 +41,20 @@ class EmbeddingCacheWriter {
 
   // Adds the embedding (`dim` floats) of `key` to `table`; `row` is the global row id of the row
   // that produced it. A key already in the table is not stored again (the first one wins) and
-  // false is returned. Buffers and appends in blocks. Throws std::invalid_argument for an invalid
+  // false is returned. Buffers until commit(). Throws std::invalid_argument for an invalid
   // table (cache_table.h), dim <= 0 or a dim different from the table's first add, std::logic_error
-  // after commit(), Hdf5Error when writing fails (disk full...).
+  // after commit().
   bool add(const CacheTable& table, const ContentKey& key, uint64_t row, const float* embedding,
            int dim);
 
-  // Writes what is buffered, closes the file, fsyncs it and renames it to `path` (replacing an
-  // existing file), then fsyncs the directory. Throws Hdf5Error / std::runtime_error naming the
-  // file on failure, and the temporary file is removed. Nothing may be added afterwards.
+  // Records what `table`'s embeddings were computed with (attributes of its group). May be called
+  // before or after its first add(); the last call wins. A table that gets no entry is not
+  // written. Throws std::invalid_argument for an invalid table, std::logic_error after commit().
+  void describe(const CacheTable& table, const TableDescription& description);
+
+  // Sorts each table by key and writes it, closes the file, fsyncs it and renames it to `path`
+  // (replacing an existing file), then fsyncs the directory. Throws Hdf5Error / std::runtime_error
+  // naming the file on failure, and the temporary file is removed. Nothing may be added afterwards.
   void commit();
 
   // Entries added so far over all tables (duplicates not counted).

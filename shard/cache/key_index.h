@@ -1,6 +1,6 @@
 // A compact hash map ContentKey -> uint64 (open addressing, linear probing): 24 bytes a slot, at
-// most 2/3 full, no allocation per key. Holds the key index of a cache table (key -> position) and
-// the key sets of the writer and the merge (millions of keys). Internal to shard/cache.
+// most 2/3 full, no allocation per key. Holds a writer's key set (one part, one shard: its
+// duplicate check); readers and the merge use the sorted tables instead. Internal to shard/cache.
 #pragma once
 
 #include <cstddef>
