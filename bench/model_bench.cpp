@@ -1,8 +1,8 @@
 // model_bench: the towers alone (no decoding, no I/O), for profiling the forward pass.
 //
 // Usage: model_bench --model PATH [--family clip|longclip] [--threads N] [--batch B[,B...]]
-//                    [--text-len L] [--reps R] [--device cpu|cuda] [--precision auto|fp32|fp16]
-//                    [--trace FILE]
+//                    [--text-len L] [--reps R] [--device cpu|cuda]
+//                    [--precision auto|fp32|fp16|bf16] [--trace FILE]
 // load_model() sets glibc's malloc up for the forward (CLIPSHARD_DEFAULT_MALLOC=1 leaves glibc's
 // defaults, for comparisons). Prints one JSON object: seconds per image batch and per text batch
 // (best of R), images/s, texts/s, and the pairs/s the two towers allow together. Several batch
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   if (model.empty()) {
     std::cerr << "usage: model_bench --model PATH [--family clip|longclip] [--threads N] "
                  "[--batch B[,B...]] [--text-len L] [--reps R] [--device cpu|cuda] "
-                 "[--precision auto|fp32|fp16] [--trace FILE]\n";
+                 "[--precision auto|fp32|fp16|bf16] [--trace FILE]\n";
     return 2;
   }
   try {

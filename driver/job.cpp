@@ -7,6 +7,7 @@
 #include <string_view>
 #include <thread>
 
+#include "driver/model_identity.h"
 #include "driver/mpi_transport.h"
 #include "driver/scheduler.h"
 #include "driver/signals.h"
@@ -86,7 +87,17 @@ struct DriverSide {
   std::unique_ptr<RunLock> lock;
   std::vector<int64_t> todo;
   bool resumed = false;
+  std::unique_ptr<ResolvedModels> models;  // the workers' kReady reports, checked
 };
+
+// The scheduler options of a run; workers' model reports go to d.models.
+SchedulerOptions scheduler_options(const RunConfig& config, DriverSide& d, std::ostream& log) {
+  SchedulerOptions sopts{config.progress_interval_s, config.worker_timeout_s, &log, nullptr};
+  sopts.on_ready = [&d, &log](int rank, const std::string& text) {
+    d.models->accept(rank, text, log);
+  };
+  return sopts;
+}
 
 DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, std::ostream& log) {
   // Every model name must resolve before anything is planned or written (ModelError lists where
@@ -121,6 +132,8 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   d.resumed = check_or_write_state(*d.dir, identity) == StateCheck::kResume;
   for (const auto& s : d.plan.shards)
     if (!d.dir->shard_done(s.id)) d.todo.push_back(s.id);
+  // With nothing left to compute, how the workers would run now does not matter.
+  d.models = std::make_unique<ResolvedModels>(*d.dir, /*check=*/!d.todo.empty());
   log << "clipshard: " << d.plan.total_lines() << " lines/samples in " << d.plan.manifests.size()
       << " input(s), " << d.plan.shards.size() << " shards";
   if (d.resumed)
@@ -147,7 +160,8 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
         << " left; run the same command again to resume" << std::endl;
     return kExitInterrupted;
   }
-  const nlohmann::json summary = merge_and_summarize(*d.dir, d.plan, config, schedule);
+  const nlohmann::json summary =
+      merge_and_summarize(*d.dir, d.plan, config, schedule, d.models->summary(config.pipeline));
   if (!config.webdataset_output.empty()) {
     // After the merge, from output.jsonl: a run killed here redoes the merge and these tars,
     // with the same bytes, when it is run again.
@@ -192,7 +206,7 @@ int in_process(const RunConfig& config, const JobOptions& options,
     }
     std::vector<int> workers;
     for (int w = 1; w <= n; ++w) workers.push_back(w);
-    SchedulerOptions sopts{config.progress_interval_s, config.worker_timeout_s, &log};
+    const SchedulerOptions sopts = scheduler_options(config, d, log);
     try {
       schedule =
           run_scheduler(network.endpoint(0), d.plan, d.todo, workers, sopts, stop_requested());
@@ -246,7 +260,7 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
     std::vector<int> workers;
     for (int w = 1; w < mpi.size(); ++w) workers.push_back(w);
     try {
-      SchedulerOptions sopts{config.progress_interval_s, config.worker_timeout_s, &log};
+      const SchedulerOptions sopts = scheduler_options(config, d, log);
       const ScheduleResult schedule =
           run_scheduler(*transport, d.plan, d.todo, workers, sopts, stop_requested());
       return finish_driver(d, config, schedule, log);

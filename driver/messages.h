@@ -1,6 +1,10 @@
 // The driver/worker protocol: a few typed messages, the same over MPI and in process.
 //
 //   worker                         driver (rank 0)
+//   kReady(models) ──────────────▶  once, first: how each operator runs on this rank (device,
+//                                   precision, weights; driver/model_identity.h). The driver
+//                                   checks it against the run's recorded values and the other
+//                                   ranks', and aborts the job when they differ
 //   kRequest  ───────────────────▶  next unfinished shard in plan order, or
 //             ◀───────────────────  kAssign(shard) | kNoMore
 //   kProgress(shard, lines done) ▶  (after each batch: heartbeat, progress, ETA)
@@ -23,6 +27,7 @@ enum class MessageType : int32_t {
   kFinished = 5,
   kInterrupted = 6,
   kFailed = 7,
+  kReady = 8,
 };
 
 struct Message {
@@ -30,7 +35,7 @@ struct Message {
   int32_t from = 0;  // sender rank (filled by the transport on receive)
   int64_t shard = -1;
   int64_t value = 0;  // kProgress: lines done; kFinished: rows written
-  std::string text;   // kFailed: the error message
+  std::string text;   // kFailed: the error message; kReady: the models (JSON); kAssign: the task
 };
 
 const char* message_type_name(MessageType type);

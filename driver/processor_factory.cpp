@@ -15,6 +15,7 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
   ModelBankOptions bank;
   bank.models_dir = config.models_dir;
   bank.device = device;
+  bank.precision = config.precision;
   bank.local_rank = placement.local_rank;
   bank.host = host;
   // On a GPU the CPU only decodes; on the CPU inference takes the cores and decoding, which costs

@@ -255,8 +255,8 @@ std::string models_section(const json& s) {
       << html_escape(text(m, "device")) << "</td><td>" << html_escape(text(m, "precision"))
       << "</td></tr>";
   }
-  o << "</table><p class=note>format as the driver sees the files; the workers read the weights "
-       "themselves.</p>";
+  o << "</table><p class=note>as the workers loaded them: the device type and precision each "
+       "operator ran in.</p>";
   return o.str();
 }
 

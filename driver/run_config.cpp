@@ -70,6 +70,7 @@ RunConfig parse_run_config(const json& config) {
               "enforce_image_root",
               "models_dir",
               "device",
+              "precision",
               "batch_size",
               "lines_per_shard",
               "decode_threads",
@@ -102,6 +103,10 @@ RunConfig parse_run_config(const json& config) {
       c.device = v.is_null() ? "auto" : as_string(v, k);
       if (c.device != "auto" && c.device != "cpu" && c.device != "cuda")
         bad(k, "must be \"auto\", \"cpu\" or \"cuda\", got \"" + c.device + "\"");
+    } else if (k == "precision") {
+      c.precision = v.is_null() ? "auto" : as_string(v, k);
+      if (!is_precision_name(c.precision))
+        bad(k, "must be \"auto\", \"fp32\", \"fp16\" or \"bf16\", got \"" + c.precision + "\"");
     } else if (k == "batch_size")
       c.batch_size = static_cast<int>(as_int(v, k, 1, 65536));
     else if (k == "lines_per_shard")
@@ -153,6 +158,16 @@ RunConfig parse_run_config(const json& config) {
   if (c.inputs.empty()) bad("input", "at least one input manifest is required");
   if (c.output_dir.empty()) bad("output_dir", "is required (the run directory)");
   if (c.pipeline.empty()) bad("pipeline", "at least one operator step is required");
+  // fp16 has no CPU kernels (models/clip resolve_device); refused here when the device is known.
+  for (size_t i = 0; i < c.pipeline.size(); ++i) {
+    const auto& op = c.pipeline[i];
+    const std::string device = op.device.empty() ? c.device : op.device;
+    const std::string precision = op.precision.empty() ? c.precision : op.precision;
+    if (device == "cpu" && precision == "fp16")
+      bad(op.precision.empty() ? "precision" : "pipeline." + std::to_string(i) + ".precision",
+          "fp16 is not available on the CPU (LibTorch has no fp16 CPU kernels); use bf16 or "
+          "fp32, or device cuda");
+  }
   return c;
 }
 
@@ -194,14 +209,18 @@ void apply_set(json& config, const std::string& assignment) {
 json result_fingerprint(const RunConfig& c) {
   json ops = json::array();
   for (const auto& op : c.pipeline) ops.push_back(to_fingerprint_json(op));
-  return {{"pipeline", ops},
-          {"image_root", c.image_root},
-          {"enforce_image_root", c.enforce_image_root},
-          {"batch_size", c.batch_size},
-          {"max_image_pixels", c.max_image_pixels},
-          {"reduced_decode", c.reduced_decode},
-          {"device", c.device},
-          {"lossy_fp16_cache", c.embedding_cache.lossy_fp16}};
+  json j = {{"pipeline", ops},
+            {"image_root", c.image_root},
+            {"enforce_image_root", c.enforce_image_root},
+            {"batch_size", c.batch_size},
+            {"max_image_pixels", c.max_image_pixels},
+            {"reduced_decode", c.reduced_decode},
+            {"device", c.device},
+            {"lossy_fp16_cache", c.embedding_cache.lossy_fp16}};
+  // Only when set, so that the fingerprints of existing runs do not change. The precision and
+  // device type each operator resolved to are checked separately (state.json's "resolved").
+  if (c.precision != "auto") j["precision"] = c.precision;
+  return j;
 }
 
 }  // namespace clipshard

@@ -30,6 +30,7 @@ struct RunConfig {
   bool enforce_image_root = false;  // refuse absolute paths and paths leaving image_root
   std::string models_dir;           // where model names are resolved (plus the HF cache)
   std::string device = "auto";      // auto | cpu | cuda (a worker uses GPU local_rank % n)
+  std::string precision = "auto";   // auto | fp32 | fp16 | bf16; operators may override it
   int batch_size = 32;              // images/captions per inference batch
   int64_t lines_per_shard = 512;    // manifest lines per shard (unit of scheduling/resume)
   int decode_threads = 0;           // per worker; 0 = automatic (cores, device)

@@ -131,6 +131,10 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
     if (!message) continue;
     const int from = message->from;
     switch (message->type) {
+      case MessageType::kReady: {
+        if (options.on_ready) options.on_ready(from, message->text);
+        break;
+      }
       case MessageType::kRequest: {
         if (stop.load() || queue.empty()) {
           transport.send(from, {MessageType::kNoMore, 0, -1, 0, ""});

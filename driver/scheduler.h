@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,9 @@ struct SchedulerOptions {
   double progress_interval_s = 10.0;  // progress line period (0 = never)
   double worker_timeout_s = 1800.0;   // a worker holding a shard silent this long = failure
   std::ostream* log = nullptr;        // progress lines (stderr by default)
+  // Called with a worker's kReady (rank, text) before that worker is given any shard; throwing
+  // aborts the schedule with that exception. Unset: kReady is ignored.
+  std::function<void(int rank, const std::string& text)> on_ready;
 };
 
 // Lines finished over time, bounded: at most kMaxPoints intervals of interval_s seconds from the

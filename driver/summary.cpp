@@ -5,7 +5,6 @@
 #include <cstdio>
 
 #include "driver/report.h"
-#include "models/clip/model_loader.h"
 #include "shard/atomic_file.h"
 #include "shard/cache/embedding_cache_merge.h"
 #include "shard/merge.h"
@@ -13,47 +12,6 @@
 namespace clipshard {
 
 namespace {
-
-// "huggingface-dir" etc. (model_format_name's names) as far as the driver can tell without
-// reading the weights (the workers load them); "checkpoint" when only the loader can tell.
-std::string guess_model_format(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    if (std::filesystem::exists(path / "config.json", ec)) return "huggingface-dir";
-    return "checkpoint directory";
-  }
-  const std::string ext = path.extension().string();
-  if (ext == ".safetensors") return "huggingface-file";
-  return "checkpoint";
-}
-
-nlohmann::json models_used(const RunConfig& config) {
-  nlohmann::json models = nlohmann::json::array();
-  for (const auto& op : config.pipeline) {
-    nlohmann::json m = {{"operator", operator_name(op.kind)}, {"model_name", op.model_name}};
-    try {
-      const auto path = resolve_model_path(op.model_name, config.models_dir);
-      m["resolved_path"] = path.string();
-      m["format"] = guess_model_format(path);
-      if (std::filesystem::is_directory(path)) {
-        if (const auto ckpt = find_checkpoint_in_dir(path);
-            ckpt && m["format"] != "huggingface-dir")
-          m["weights_file"] = ckpt->string();
-      }
-    } catch (const std::exception& e) {
-      m["resolved_path"] = nullptr;  // resolved at the start of the run; gone since
-      m["error"] = e.what();
-    }
-    const std::string device = op.device.empty() ? config.device : op.device;
-    m["device"] = device;
-    // ModelRequest's default precision: fp16 on CUDA, fp32 on CPU.
-    m["precision"] = device == "cpu"    ? "fp32"
-                     : device == "cuda" ? "fp16"
-                                        : "fp32 on CPU, fp16 on CUDA";
-    models.push_back(m);
-  }
-  return models;
-}
 
 nlohmann::json ranks_this_run(const ScheduleResult& schedule) {
   nlohmann::json ranks = nlohmann::json::object();
@@ -75,7 +33,8 @@ std::string format_number(double v) {
 }  // namespace
 
 nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& plan,
-                                   const RunConfig& config, const ScheduleResult& schedule) {
+                                   const RunConfig& config, const ScheduleResult& schedule,
+                                   const nlohmann::json& models) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<FilterRule> filters;
   std::vector<ScoredStep> scored;  // one per pipeline operator
@@ -175,7 +134,7 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
       {"timeline",
        {{"interval_s", schedule.timeline.interval_s}, {"lines", schedule.timeline.lines}}},
       {"error_examples", merged.error_examples},
-      {"models", models_used(config)},
+      {"models", models},
   };
   write_file_atomically(dir.summary(), summary.dump(2) + "\n");
   write_file_atomically(dir.report(), render_report(summary));

@@ -17,9 +17,10 @@ namespace clipshard {
 inline constexpr int kReportHistogramBins = 50;
 
 // Merges every finished shard of `plan`, writes summary.json and report.html (driver/report.h);
-// returns the summary.
+// returns the summary. `models` is summary.json's "models" (ResolvedModels::summary).
 nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& plan,
-                                   const RunConfig& config, const ScheduleResult& schedule);
+                                   const RunConfig& config, const ScheduleResult& schedule,
+                                   const nlohmann::json& models);
 
 // One line for logs: "N rows in, M out, E errors, X rows/s".
 std::string summary_line(const nlohmann::json& summary);

@@ -21,6 +21,8 @@ const char* message_type_name(MessageType type) {
       return "interrupted";
     case MessageType::kFailed:
       return "failed";
+    case MessageType::kReady:
+      return "ready";
   }
   return "?";
 }

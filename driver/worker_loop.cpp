@@ -3,6 +3,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "driver/model_identity.h"
+
 namespace clipshard {
 
 ShardTask decode_assignment(const std::string& text) {
@@ -24,6 +26,7 @@ ShardTask decode_assignment(const std::string& text) {
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop) {
   using Clock = std::chrono::steady_clock;
+  transport.send(driver_rank, {MessageType::kReady, 0, -1, 0, encode_models(processor.models())});
   for (;;) {
     transport.send(driver_rank, {MessageType::kRequest, 0, -1, 0, ""});
     std::optional<Message> reply;

@@ -11,9 +11,9 @@ namespace clipshard {
 
 enum class WorkerExit { kNoMoreWork, kInterrupted, kFailed };
 
-// Runs until the driver says kNoMore (kNoMoreWork), `stop` interrupts a shard (kInterrupted,
-// after telling the driver), or processing throws (kFailed, after sending kFailed with the
-// message to the driver, which aborts the job).
+// Sends kReady with the processor's models first, then runs until the driver says kNoMore
+// (kNoMoreWork), `stop` interrupts a shard (kInterrupted, after telling the driver), or processing
+// throws (kFailed, after sending kFailed with the message to the driver, which aborts the job).
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop);
 

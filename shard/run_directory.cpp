@@ -129,4 +129,29 @@ StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& iden
   return StateCheck::kResume;
 }
 
+namespace {
+nlohmann::json read_state_file(const RunDirectory& dir) {
+  try {
+    return nlohmann::json::parse(read_file(dir.state()));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("run state " + dir.state().string() + " is corrupt (" + e.what() +
+                             "); run again with --restart to start over");
+  }
+}
+}  // namespace
+
+nlohmann::json read_resolved_state(const RunDirectory& dir) {
+  if (!std::filesystem::exists(dir.state())) return nullptr;
+  return read_state_file(dir).value("resolved", nlohmann::json());
+}
+
+void record_resolved_state(const RunDirectory& dir, const nlohmann::json& resolved) {
+  if (!std::filesystem::exists(dir.state()))
+    throw std::runtime_error("cannot record the resolved models: no run state " +
+                             dir.state().string());
+  nlohmann::json state = read_state_file(dir);
+  state["resolved"] = resolved;
+  write_file_atomically(dir.state(), state.dump(2) + "\n");
+}
+
 }  // namespace clipshard

@@ -80,4 +80,14 @@ enum class StateCheck { kNewRun, kResume };
 // Different: throws std::runtime_error that says what changed and that --restart starts over.
 StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& identity);
 
+// state.json's "resolved" record: what the run's workers resolved the config to (device type,
+// precision and weights per operator; driver/model_identity.h), which a resume must resolve to
+// again. null when none is recorded (or there is no state.json). Throws std::runtime_error naming
+// the file when it is corrupt.
+nlohmann::json read_resolved_state(const RunDirectory& dir);
+
+// Adds or replaces state.json's "resolved" record, atomically; the rest of the state is kept.
+// Throws std::runtime_error when state.json is missing or corrupt.
+void record_resolved_state(const RunDirectory& dir, const nlohmann::json& resolved);
+
 }  // namespace clipshard

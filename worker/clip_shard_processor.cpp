@@ -74,11 +74,16 @@ struct Decoded {
   double seconds = 0.0;
 };
 
+// The pipeline name carries the model's precision and device type where they are not the
+// reference fp32 CPU (ModelBank::cache_numerics_suffix): an fp16 embedding is never reused by an
+// fp32 run.
 CacheTable image_table(const ModelBank& models, const ImageSpace& space) {
-  return {models.model_id(space.model), "image", space.pipeline};
+  return {models.model_id(space.model), "image",
+          space.pipeline + models.cache_numerics_suffix(space.model)};
 }
 CacheTable text_table(const ModelBank& models, const TextSpace& space) {
-  return {models.model_id(space.model), "text", space.pipeline};
+  return {models.model_id(space.model), "text",
+          space.pipeline + models.cache_numerics_suffix(space.model)};
 }
 
 void increment(nlohmann::json& counters, const std::string& key, int64_t by = 1) {
@@ -153,6 +158,10 @@ ClipShardProcessor::ClipShardProcessor(std::vector<OperatorSpec> ops,
     : impl_(std::make_unique<Impl>(std::move(ops), std::move(models), std::move(options))) {}
 
 ClipShardProcessor::~ClipShardProcessor() = default;
+
+std::vector<OperatorModelInfo> ClipShardProcessor::models() const {
+  return impl_->models->operator_models();
+}
 
 ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirectory& dir, int rank,
                                          const std::atomic<bool>& stop,

@@ -43,6 +43,7 @@ class ClipShardProcessor : public ShardProcessor {
 
   ShardOutcome process(const ShardTask& task, const RunDirectory& dir, int rank,
                        const std::atomic<bool>& stop, const ShardProgress& progress) override;
+  std::vector<OperatorModelInfo> models() const override;
 
  private:
   struct Impl;

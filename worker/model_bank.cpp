@@ -34,23 +34,28 @@ struct ModelBank::Model {
   LoadedModel loaded;
   std::string name;  // as the first operator using it gave it
   std::string device;
+  std::string precision;                             // "fp32", "fp16", "bf16"
   std::optional<ClipTokenizer> hf_tokenizer;         // CLIP operators (CLIPProcessor semantics)
   std::optional<ClipTokenizer> official_tokenizer;   // Long-CLIP operator
   std::optional<ClipTokenizer> open_clip_tokenizer;  // open_clip models, every operator
 };
 
 ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options) {
-  std::map<std::tuple<std::string, std::string, int, std::string>, int> model_index;
+  std::map<std::tuple<std::string, std::string, int, std::string, std::string>, int> model_index;
   std::map<std::pair<int, std::string>, int> image_index, text_index;
   for (const OperatorSpec& op : ops) {
     // An operator's own device means this rank's GPU, decided where the run's device is.
     const std::string device = op.device.empty()
                                    ? options.device
                                    : resolve_device(op.device, options.local_rank, options.host);
+    const std::string precision =
+        resolve_precision(op.kind, op.precision.empty() ? options.precision : op.precision,
+                          device == "auto" ? torch::cuda::is_available()  // as load_model decides
+                                           : device.rfind("cuda", 0) == 0);
     const auto path = resolve_model_path(op.model_name, options.models_dir);
     const ModelFamily family = op.is_long_clip() ? ModelFamily::kLongClip : ModelFamily::kClip;
     const auto key = std::make_tuple(std::filesystem::absolute(path).lexically_normal().string(),
-                                     device, static_cast<int>(family), op.architecture);
+                                     device, static_cast<int>(family), op.architecture, precision);
     auto [it, inserted] = model_index.emplace(key, static_cast<int>(models_.size()));
     if (inserted) {
       auto model = std::make_unique<Model>();
@@ -59,15 +64,18 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
       request.family = family;
       request.models_dir = options.models_dir;
       request.device = device == "auto" ? "" : device;
+      request.precision = precision;
       request.torch_threads = options.torch_threads;
       request.architecture = op.architecture;
       model->loaded = load_model(request);
       model->device = device;
       model->name = op.model_name;
+      model->precision = precision_name(model->loaded.model->placement().dtype);
       models_.push_back(std::move(model));
     }
     const int m = it->second;
     Model& model = *models_[m];
+    op_names_.emplace_back(operator_name(op.kind), op.model_name);
     const ClipDims& dims = model.loaded.dims;
 
     ImageSpace is;
@@ -130,7 +138,34 @@ const std::string& ModelBank::model_id(int model) const {
 std::string ModelBank::model_description(int model) const {
   const auto& l = models_.at(model)->loaded;
   return l.weights_file.string() + " (" + model_format_name(l.format) + ", " +
-         l.model->placement().device.str() + ")";
+         l.model->placement().device.str() + ", " + models_.at(model)->precision + ")";
+}
+
+std::string ModelBank::cache_numerics_suffix(int model) const {
+  const Model& m = *models_.at(model);
+  const auto& device = m.loaded.model->placement().device;
+  if (device.is_cpu() && m.precision == "fp32") return "";
+  return "@" + m.precision + "-" + (device.is_cuda() ? "cuda" : device.is_cpu() ? "cpu" : "other");
+}
+
+std::vector<OperatorModelInfo> ModelBank::operator_models() const {
+  std::vector<OperatorModelInfo> out;
+  for (size_t op = 0; op < op_names_.size(); ++op) {
+    const Model& m = *models_.at(image_spaces_.at(op_image_space_[op]).model);
+    const auto& device = m.loaded.model->placement().device;
+    OperatorModelInfo info;
+    info.op = op_names_[op].first;
+    info.model_name = op_names_[op].second;
+    info.resolved_path = m.loaded.resolved_path.string();
+    info.weights_file = m.loaded.weights_file.string();
+    info.format = model_format_name(m.loaded.format);
+    info.fingerprint = m.loaded.fingerprint;
+    info.device = device.str();
+    info.device_type = device.is_cuda() ? "cuda" : device.is_cpu() ? "cpu" : device.str();
+    info.precision = m.precision;
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 TableDescription ModelBank::table_description(int model) const {
@@ -140,8 +175,7 @@ TableDescription ModelBank::table_description(int model) const {
   d.model_path = m.loaded.weights_file.string();
   d.model_format = model_format_name(m.loaded.format);
   d.fingerprint = m.loaded.fingerprint;
-  const at::ScalarType dtype = m.loaded.model->placement().dtype;
-  d.precision = dtype == at::kHalf ? "fp16" : dtype == at::kBFloat16 ? "bf16" : "fp32";
+  d.precision = m.precision;
   d.normalized = 1;  // encode_images / encode_texts return L2-normalised embeddings
   return d;
 }

@@ -23,12 +23,15 @@
 #include "shard/cache/cache_table.h"
 #include "worker/operator_spec.h"
 #include "worker/placement.h"
+#include "worker/shard_processor.h"
 
 namespace clipshard {
 
 struct ModelBankOptions {
   std::filesystem::path models_dir;  // where model names are looked up (besides the HF cache)
   std::string device = "auto";       // "auto" | "cpu" | "cuda" | "cuda:N" (operators may override)
+  std::string precision = "auto";    // "auto" | "fp32" | "fp16" | "bf16" (operators may override;
+                                     // resolve_precision in operator_spec.h)
   int local_rank = 0;     // this rank's place on its node: an operator's "cuda"/"auto" is its GPU
   HostResources host;     // the machine's devices (HostResources::probe()), for operators' devices
   int torch_threads = 0;  // intra-op threads; 0 = leave Torch's default
@@ -50,9 +53,10 @@ struct TextSpace {
 
 class ModelBank {
  public:
-  // Loads every model the operators name (each distinct (model, device) once). Throws ModelError
-  // (models/clip) naming the model and where it looked, before any work starts. (load_model also
-  // makes glibc keep freed blocks up to 32 MiB for reuse: process-wide, for the forward.)
+  // Loads every model the operators name (each distinct (model, device, precision) once). Throws
+  // ModelError (models/clip) naming the model and where it looked, before any work starts.
+  // (load_model also makes glibc keep freed blocks up to 32 MiB for reuse: process-wide, for the
+  // forward.)
   ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options);
   ~ModelBank();
   ModelBank(const ModelBank&) = delete;
@@ -70,6 +74,16 @@ class ModelBank {
   // name the config gave, the weights file, format, fingerprint and the precision it runs at.
   TableDescription table_description(int model) const;
 
+  // What the model's numerics add to the pipeline names of its embedding cache tables: "" for
+  // fp32 on the CPU (the reference numerics, and the table names of caches written before the
+  // precision was configurable), else "@<precision>-<device type>" ("@fp16-cuda", "@bf16-cpu",
+  // "@fp32-cuda"), so that an embedding computed in one precision or on one device type is never
+  // reused by a run in another. The one place the cache learns the precision from.
+  std::string cache_numerics_suffix(int model) const;
+
+  // Per operator (constructor order): the model it runs on this rank, resolved.
+  std::vector<OperatorModelInfo> operator_models() const;
+
   // Tokenizes a caption for a text space (applies split_join). Thread-safe.
   TokenizedText tokenize(int text_space, std::string_view caption) const;
 
@@ -86,6 +100,7 @@ class ModelBank {
   std::vector<ImageSpace> image_spaces_;
   std::vector<TextSpace> text_spaces_;
   std::vector<int> op_image_space_, op_text_space_;
+  std::vector<std::pair<std::string, std::string>> op_names_;  // (operator, model_name) per op
 };
 
 }  // namespace clipshard

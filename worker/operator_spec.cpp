@@ -37,13 +37,29 @@ std::vector<std::string> operator_parameter_names(OperatorKind kind) {
   switch (kind) {
     case OperatorKind::kClipEvaluator:
     case OperatorKind::kLongClipEvaluator:
-      return {"model_name",      "architecture",   "device",
+      return {"model_name",      "architecture",   "device",    "precision",
               "input_image_key", "input_text_key", "output_key"};
     case OperatorKind::kClipFilter:
-      return {"model_name",        "architecture", "device",      "input_image_key",
-              "input_caption_key", "threshold",    "top_fraction"};
+      return {"model_name",      "architecture",      "device",    "precision",
+              "input_image_key", "input_caption_key", "threshold", "top_fraction"};
   }
   return {};
+}
+
+bool is_precision_name(const std::string& precision) {
+  return precision == "auto" || precision == "fp32" || precision == "fp16" || precision == "bf16";
+}
+
+std::string resolve_precision(OperatorKind kind, const std::string& configured, bool cuda) {
+  if (configured.empty() || configured == "auto") {
+    // DataFlow-MM runs CLIPModel as loaded (fp32) on every device, and Long-CLIP's loader casts
+    // the model to fp16 on CUDA (clip.load's convert_weights) and to fp32 on the CPU.
+    return kind == OperatorKind::kLongClipEvaluator && cuda ? "fp16" : "fp32";
+  }
+  if (!is_precision_name(configured))
+    throw std::invalid_argument("unknown precision \"" + configured +
+                                "\" (use auto, fp32, fp16 or bf16)");
+  return configured;
 }
 
 namespace {
@@ -108,6 +124,13 @@ OperatorSpec parse_operator_spec(const nlohmann::json& step) {
       if (!spec.device.empty() && spec.device != "auto" && spec.device != "cpu" &&
           spec.device.rfind("cuda", 0) != 0)
         throw std::invalid_argument(op + ": device must be null, \"auto\", \"cpu\" or \"cuda\"");
+    } else if (key == "precision") {
+      spec.precision = it->is_null() ? "" : get_string(*it, op, key);
+      if (!spec.precision.empty() && !is_precision_name(spec.precision))
+        throw std::invalid_argument(op +
+                                    ": parameter \"precision\" must be null, \"auto\", "
+                                    "\"fp32\", \"fp16\" or \"bf16\", got \"" +
+                                    spec.precision + "\"");
     } else if (key == "input_image_key")
       spec.image_key = get_string(*it, op, key);
     else if (key == "input_text_key" || key == "input_caption_key")
@@ -135,6 +158,7 @@ nlohmann::json to_fingerprint_json(const OperatorSpec& spec) {
                       {"input_text_key", spec.text_key}};
   // Only when set, so that the fingerprints of existing runs do not change.
   if (!spec.architecture.empty()) j["architecture"] = spec.architecture;
+  if (!spec.precision.empty()) j["precision"] = spec.precision;
   if (spec.is_filter()) {
     j["threshold"] = spec.threshold;
     j["top_fraction"] = spec.top_fraction ? nlohmann::json(*spec.top_fraction) : nlohmann::json();

@@ -15,6 +15,9 @@ struct OperatorSpec {
   // Constructor parameters.
   std::string model_name;  // default per kind (see default_model_name)
   std::string device;      // "" = the run's device (DataFlow-MM's device=None: cuda if available)
+  // clipshard extension: "" (null) = the run's precision; else "auto", "fp32", "fp16" or "bf16",
+  // which overrides the run's (resolve_precision).
+  std::string precision;
   // clipshard extension: the open_clip architecture of a bare state dict without a config (an
   // open_clip model name such as "ViT-B-32-quickgelu", or an open_clip config file); "" = none.
   std::string architecture;
@@ -35,6 +38,16 @@ const char* operator_name(OperatorKind kind);
 // Throws std::invalid_argument listing the known operators.
 OperatorKind parse_operator_name(const std::string& name);
 const char* default_model_name(OperatorKind kind);
+
+// True for the spellings of the `precision` setting: "auto", "fp32", "fp16", "bf16".
+bool is_precision_name(const std::string& precision);
+
+// The precision an operator runs in, from its configured value ("" or "auto" = DataFlow-MM's
+// choice: ImageCLIPEvaluator and ImageClipFilter in fp32 on every device, ImageLongCLIPEvaluator
+// in fp16 on CUDA and fp32 on the CPU) and whether its device is CUDA. Returns "fp32", "fp16" or
+// "bf16"; an explicit value is returned as is (fp16 on the CPU is refused where the model is
+// placed, models/clip resolve_device). Throws std::invalid_argument for an unknown spelling.
+std::string resolve_precision(OperatorKind kind, const std::string& configured, bool cuda);
 
 // Parses one pipeline step: {"operator": NAME, <parameter>: value, ...}. Unknown parameters,
 // wrong types and out-of-range values (threshold outside [0, 1] is allowed as in DataFlow-MM,

@@ -333,14 +333,36 @@ DeviceChoice resolve_device(const std::string& device, const std::string& precis
     choice.dtype = choice.device.is_cuda() ? at::kHalf : at::kFloat;
   } else if (precision == "fp32") {
     choice.dtype = at::kFloat;
+  } else if (precision == "bf16") {
+    // Every op of the forward has a bf16 CPU kernel in LibTorch 1.13 (matmul, conv2d, bmm,
+    // softmax, GELU, sigmoid; LayerNorm and the attention softmax run in fp32 anyway).
+    choice.dtype = at::kBFloat16;
   } else if (precision == "fp16") {
+    // LibTorch 1.13 has no fp16 CPU kernels for matmul, conv2d, softmax, GELU, sigmoid or
+    // LayerNorm ("addmm_impl_cpu_ not implemented for 'Half'"): refused up front instead.
     if (!choice.device.is_cuda())
-      throw ModelError("precision fp16 needs a CUDA device; use fp32 on the CPU");
+      throw ModelError(
+          "precision fp16 is not available on the CPU (LibTorch has no fp16 CPU kernels for "
+          "matmul, convolution, softmax and LayerNorm); use bf16 or fp32 on the CPU, or a CUDA "
+          "device");
     choice.dtype = at::kHalf;
   } else {
-    throw ModelError("unknown precision '" + precision + "' (use auto, fp32 or fp16)");
+    throw ModelError("unknown precision '" + precision + "' (use auto, fp32, fp16 or bf16)");
   }
   return choice;
+}
+
+const char* precision_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat:
+      return "fp32";
+    case at::kHalf:
+      return "fp16";
+    case at::kBFloat16:
+      return "bf16";
+    default:
+      return "?";
+  }
 }
 
 ClipModelImpl::ClipModelImpl(const ClipDims& dims) : dims_(dims) {

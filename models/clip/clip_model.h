@@ -16,9 +16,14 @@ struct DeviceChoice {
 };
 
 // device: "" or "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:N".
-// precision: "" or "auto" (fp16 on CUDA, fp32 on CPU), "fp32", "fp16" (CUDA only).
+// precision: "" or "auto" (fp16 on CUDA, fp32 on CPU: the model's own default; the operators'
+// DataFlow-MM choice is worker/operator_spec.h resolve_precision), "fp32", "bf16" (CPU and CUDA),
+// "fp16" (CUDA only: LibTorch has no fp16 CPU kernels for the forward's ops).
 // Throws ModelError for an unknown spelling, CUDA requested but unavailable, or fp16 on CPU.
 DeviceChoice resolve_device(const std::string& device, const std::string& precision);
+
+// "fp32", "fp16", "bf16" for the dtypes resolve_device chooses ("?" for others).
+const char* precision_name(at::ScalarType dtype);
 
 class VisionTowerImpl;
 class TransformerImpl;

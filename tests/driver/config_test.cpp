@@ -102,5 +102,83 @@ TEST(RunConfig, FingerprintChangesWithResultSettingsOnly) {
   EXPECT_NE(result_fingerprint(a), result_fingerprint(b));
 }
 
+TEST(RunConfig, PrecisionPerRunAndPerOperator) {
+  EXPECT_EQ(parse_run_config(minimal()).precision, "auto");
+  EXPECT_EQ(parse_run_config(minimal()).pipeline[0].precision, "");  // = the run's
+  for (const std::string p : {"auto", "fp32", "fp16", "bf16"}) {
+    auto c = minimal();
+    c["precision"] = p;
+    c["pipeline"][0]["precision"] = p;
+    const RunConfig parsed = parse_run_config(c);
+    EXPECT_EQ(parsed.precision, p);
+    EXPECT_EQ(parsed.pipeline[0].precision, p);
+  }
+  auto c = minimal();
+  c["precision"] = nullptr;
+  c["pipeline"][0]["precision"] = nullptr;
+  EXPECT_EQ(parse_run_config(c).precision, "auto");
+  EXPECT_EQ(parse_run_config(c).pipeline[0].precision, "");
+  // The --op form takes it as an operator parameter.
+  const auto flags =
+      config_from_flags("ImageCLIPEvaluator", "m", {"a.jsonl"}, "out", {"precision=bf16"});
+  EXPECT_EQ(parse_run_config(flags).pipeline[0].precision, "bf16");
+}
+
+TEST(RunConfig, UnknownPrecisionNamesTheKey) {
+  auto c = minimal();
+  c["precision"] = "fp64";
+  EXPECT_NE(error_of(c).find("\"precision\""), std::string::npos) << error_of(c);
+  EXPECT_NE(error_of(c).find("fp64"), std::string::npos);
+  c = minimal();
+  c["precision"] = 16;
+  EXPECT_NE(error_of(c).find("\"precision\": must be a string"), std::string::npos) << error_of(c);
+  c = minimal();
+  c["pipeline"][0]["precision"] = "half";
+  EXPECT_NE(error_of(c).find("pipeline.0"), std::string::npos) << error_of(c);
+  EXPECT_NE(error_of(c).find("\"precision\""), std::string::npos) << error_of(c);
+}
+
+TEST(RunConfig, Fp16OnAnExplicitCpuIsRefusedUpFront) {
+  auto c = minimal();
+  c["device"] = "cpu";
+  c["precision"] = "fp16";
+  EXPECT_NE(error_of(c).find("\"precision\": fp16 is not available on the CPU"), std::string::npos)
+      << error_of(c);
+  c["precision"] = "auto";
+  c["pipeline"][0]["precision"] = "fp16";
+  EXPECT_NE(error_of(c).find("\"pipeline.0.precision\""), std::string::npos) << error_of(c);
+  c["pipeline"][0]["device"] = "cuda";  // the operator's own device: allowed (CUDA checked at load)
+  EXPECT_EQ(error_of(c), "");
+  c = minimal();
+  c["precision"] = "fp16";  // device auto: decided by the workers' hardware
+  EXPECT_EQ(error_of(c), "");
+}
+
+TEST(RunConfig, PrecisionIsPartOfTheFingerprintOnlyWhenSet) {
+  const auto a = parse_run_config(minimal());
+  EXPECT_FALSE(result_fingerprint(a).contains("precision"));  // existing runs keep their identity
+  auto b = a;
+  b.precision = "bf16";
+  EXPECT_NE(result_fingerprint(a), result_fingerprint(b));
+  auto c = a;
+  c.pipeline[0].precision = "fp32";
+  EXPECT_NE(result_fingerprint(a), result_fingerprint(c));
+}
+
+TEST(OperatorPrecision, AutoIsDataFlowMmsChoice) {
+  using K = OperatorKind;
+  for (const std::string automatic : {"", "auto"}) {
+    EXPECT_EQ(resolve_precision(K::kClipEvaluator, automatic, /*cuda=*/true), "fp32");
+    EXPECT_EQ(resolve_precision(K::kClipFilter, automatic, true), "fp32");
+    EXPECT_EQ(resolve_precision(K::kLongClipEvaluator, automatic, true), "fp16");
+    EXPECT_EQ(resolve_precision(K::kClipEvaluator, automatic, /*cuda=*/false), "fp32");
+    EXPECT_EQ(resolve_precision(K::kClipFilter, automatic, false), "fp32");
+    EXPECT_EQ(resolve_precision(K::kLongClipEvaluator, automatic, false), "fp32");
+  }
+  EXPECT_EQ(resolve_precision(K::kClipEvaluator, "bf16", false), "bf16");
+  EXPECT_EQ(resolve_precision(K::kLongClipEvaluator, "fp32", true), "fp32");
+  EXPECT_THROW(resolve_precision(K::kClipEvaluator, "fp8", true), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace clipshard

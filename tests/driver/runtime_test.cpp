@@ -99,7 +99,8 @@ TEST(Runtime, FastWorkersTakeMoreShards) {
   PassThroughProcessor slow({1, 2000, 0}), fast({1, 0, 0});
   std::thread t1([&] { run_worker_loop(net.endpoint(1), 0, slow, dir, stop); });
   std::thread t2([&] { run_worker_loop(net.endpoint(2), 0, fast, dir, stop); });
-  const auto result = run_scheduler(net.endpoint(0), plan, todo, {1, 2}, {0, 60, nullptr}, stop);
+  const auto result =
+      run_scheduler(net.endpoint(0), plan, todo, {1, 2}, {0, 60, nullptr, nullptr}, stop);
   t1.join();
   t2.join();
   EXPECT_TRUE(result.complete);

@@ -168,6 +168,47 @@ TEST(ClipModel, DeviceChoice) {
   EXPECT_THROW(resolve_device("cpu", "int8"), ModelError);
   const auto automatic = resolve_device("auto", "auto");
   EXPECT_EQ(automatic.dtype, automatic.device.is_cuda() ? torch::kHalf : torch::kFloat);
+  EXPECT_EQ(resolve_device("cpu", "bf16").dtype, torch::kBFloat16);
+  EXPECT_EQ(resolve_device("cpu", "fp32").dtype, torch::kFloat);
+  try {
+    resolve_device("cpu", "fp16");
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
+  }
+  EXPECT_STREQ(precision_name(torch::kBFloat16), "bf16");
+  EXPECT_STREQ(precision_name(torch::kHalf), "fp16");
+  EXPECT_STREQ(precision_name(torch::kFloat), "fp32");
+}
+
+// bf16 on the CPU: every op of both towers runs (QuickGELU, exact and tanh GELU; LongCLIP's
+// positional split) and the features stay close to fp32's (bf16 keeps 8 mantissa bits).
+TEST(ClipModel, Bf16OnTheCpuRunsEveryOpAndStaysCloseToFp32) {
+  for (const std::string preset : {"micro", "longclip-tiny"}) {
+    for (const Activation act :
+         {Activation::kQuickGelu, Activation::kGelu, Activation::kGeluTanh}) {
+      ClipDims dims = preset_dims(preset);
+      dims.activation = act;
+      const StateDict weights = make_random_weights(dims, 3);
+      ClipModel fp32(dims), bf16(dims);
+      fp32->load_weights(weights);
+      bf16->load_weights(weights);
+      fp32->place(resolve_device("cpu", "fp32"));
+      bf16->place(resolve_device("cpu", "bf16"));
+      torch::manual_seed(4);
+      const int64_t r = dims.image_resolution;
+      const auto images = torch::randn({3, 3, r, r});
+      const auto ids = token_rows(dims.vocab_size, dims.context_length, {3, 30, 5}, 5);
+      const auto cosine = [](const at::Tensor& a, const at::Tensor& b) {
+        return torch::nn::functional::cosine_similarity(a, b).min().item<double>();
+      };
+      const auto image_a = fp32->encode_image(images), image_b = bf16->encode_image(images);
+      const auto text_a = fp32->encode_text(ids), text_b = bf16->encode_text(ids);
+      EXPECT_EQ(image_b.scalar_type(), torch::kFloat);  // results are fp32 whatever the precision
+      EXPECT_GT(cosine(image_a, image_b), 0.99) << preset;
+      EXPECT_GT(cosine(text_a, text_b), 0.99) << preset;
+      EXPECT_GT((image_a - image_b).abs().max().item<double>(), 0.0) << "bf16 was not used";
+    }
+  }
 }
 
 }  // namespace
