@@ -6,7 +6,7 @@ blur, then per-pixel noise (sensor-like texture, which is what makes real photos
 entropy-decode), saved by Pillow at JPEG quality 85-95 with 4:2:0 chroma (Pillow's default).
 Deterministic for a given seed.
 
-Usage: make_photos.py OUT_DIR [--per-size N] [--sizes 300,600,...] [--seed S]
+Usage: make_photos.py OUT_DIR [--per-size N] [--sizes 300,600,...] [--seed S] [--noise A]
   The longer side of each image is one of --sizes, the shorter one 0.56-1.0 of it (16:9 to 1:1),
   landscape or portrait at random; also writes OUT_DIR/manifest.jsonl (image_path, text) so the
   same set can be scored end to end with `clipshard run`.
@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 
 def make_image(job):
-    seed, w, h, path = job
+    seed, w, h, noise, path = job
     rng = random.Random(seed)
     nrng = np.random.default_rng(rng.randrange(1 << 30))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -47,7 +47,7 @@ def make_image(job):
             draw.line([x0, y0, x1, y1], fill=color, width=rng.randint(1, max(2, w // 100)))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
     arr = np.asarray(img).astype(np.int16)
-    arr = arr + nrng.integers(-10, 11, size=arr.shape, dtype=np.int16)
+    arr = arr + nrng.integers(-noise, noise + 1, size=arr.shape, dtype=np.int16)
     Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(
         path, "JPEG", quality=rng.randint(85, 95))
     return path
@@ -59,6 +59,9 @@ def main():
     ap.add_argument("--per-size", type=int, default=6)
     ap.add_argument("--sizes", default="300,450,640,800,1024,1280,1600,2000,2400,3000,4000")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--noise", type=int, default=10,
+                    help="per-pixel noise amplitude (10: ~1.7 bits/pixel at these qualities, "
+                         "like camera photos; 2: smooth images, ~0.6)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(a.seed)
@@ -68,7 +71,7 @@ def main():
             short = int(long_side * rng.uniform(0.56, 1.0))
             w, h = (long_side, short) if rng.random() < 0.6 else (short, long_side)
             name = "p%04d_%dx%d.jpg" % (len(jobs), w, h)
-            jobs.append((rng.randrange(1 << 62), w, h, os.path.join(a.out, name)))
+            jobs.append((rng.randrange(1 << 62), w, h, a.noise, os.path.join(a.out, name)))
             rows.append({"image_path": name, "text": "a photo number %d" % len(rows)})
     with multiprocessing.Pool(min(2, os.cpu_count())) as pool:
         pool.map(make_image, jobs)
