@@ -98,7 +98,9 @@ TEST(ReducedDecode, CloseToExactOnFixturePhotos) {
     const double diff = std::abs(exact_scores[i].item<double>() - reduced_scores[i].item<double>());
     std::cout << cases[i].file << ": |score difference| " << diff << "\n";
     EXPECT_LE(diff, kScoreTolerance);
-    if (cases[i].denominator == 1) EXPECT_EQ(diff, 0.0);
+    if (cases[i].denominator == 1) {
+      EXPECT_EQ(diff, 0.0);
+    }
   }
 }
 
