@@ -52,7 +52,8 @@ struct DecodeOptions {
   double reduced_margin = 1.0;
   // reduced_decode: also libjpeg's fast integer IDCT (JDCT_IFAST) and merged (non-fancy) chroma
   // upsampling. They only act where the IDCT is still 8x8 or the chroma is still upsampled, i.e.
-  // JPEGs too small to be scaled (and the chroma of a 1/2 decode).
+  // JPEGs too small to be scaled (and the chroma of a 1/2 decode). Off: it measured no faster and
+  // doubled the pixel difference to exact decoding (docs/PERFORMANCE.md, "Reduced decode").
   bool reduced_fast_dct = false;
 };
 
