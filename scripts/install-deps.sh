@@ -21,6 +21,7 @@ demo=(
 dev=(
   git libgtest-dev                          # tests
   python3 python3-numpy python3-h5py python3-torch python3-pil  # fixture checks, benchmark baseline
+  python3-regex                             # the benchmark baseline's CLIP tokenizer (bench/bench.py)
   clang libclang-rt-14-dev                  # fuzzers and sanitizer builds
   python3-venv python3-pip python3-setuptools python3-wheel  # the Python package: offline venv install
   python3-pytest                            # the Python package's tests

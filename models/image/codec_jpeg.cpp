@@ -4,14 +4,17 @@
 // Pillow's rules. Errors longjmp out of libjpeg (never exit()); the only warning that matters is
 // "Premature end of JPEG file" while pixel rows are still missing: Pillow raises "image file is
 // truncated" there.
+// jpeglib.h needs FILE and size_t declared first: it must stay after <cstdio>.
+// clang-format off
 #include <csetjmp>
-#include <cstdio>  // jpeglib.h needs FILE and size_t declared first
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include <jerror.h>
 #include <jpeglib.h>
+// clang-format on
 
 #include "models/image/codecs.h"
 
@@ -70,16 +73,6 @@ void cmyk_row_to_rgb(const uint8_t* in, int width, uint8_t* out) {
     out[1] = static_cast<uint8_t>(nk - muldiv255(255 - in[1], nk));
     out[2] = static_cast<uint8_t>(nk - muldiv255(255 - in[2], nk));
   }
-}
-
-// The strongest of 1/8, 1/4, 1/2 that keeps the shorter side >= 2 * target (1 = no scaling).
-unsigned reduced_denominator(unsigned width, unsigned height, int target_short_side) {
-  const unsigned short_side = width < height ? width : height;
-  const unsigned needed = 2u * static_cast<unsigned>(target_short_side > 0 ? target_short_side : 1);
-  for (unsigned denom : {8u, 4u, 2u}) {
-    if ((short_side + denom - 1) / denom >= needed) return denom;
-  }
-  return 1;
 }
 
 RowStatus error_status(const JpegErrorManager& err, bool rows_complete) {
@@ -149,11 +142,15 @@ RowStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opt
                             "jpeg: cannot handle " + std::to_string(components) + "-layer images");
   }
   if (options.reduced_decode) {
-    const unsigned denom =
-        reduced_denominator(cinfo.image_width, cinfo.image_height, options.target_short_side);
+    const int denom =
+        jpeg_reduced_scale_denominator(cinfo.image_width, cinfo.image_height, options);
     if (denom > 1) {
       cinfo.scale_num = 1;
-      cinfo.scale_denom = denom;
+      cinfo.scale_denom = static_cast<unsigned>(denom);
+    }
+    if (options.reduced_fast_dct) {
+      cinfo.dct_method = JDCT_IFAST;
+      cinfo.do_fancy_upsampling = FALSE;
     }
   }
 
@@ -183,3 +180,19 @@ RowStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opt
 }
 
 }  // namespace clipshard::image_internal
+
+namespace clipshard {
+
+int jpeg_reduced_scale_denominator(int64_t width, int64_t height, const DecodeOptions& options) {
+  if (!options.reduced_decode || width < 1 || height < 1) return 1;
+  const int64_t short_side = width < height ? width : height;
+  const double needed =
+      options.reduced_margin * (options.target_short_side > 0 ? options.target_short_side : 1);
+  for (int denom : {8, 4, 2}) {
+    // libjpeg's scaled output size is jdiv_round_up(size, denom).
+    if (static_cast<double>((short_side + denom - 1) / denom) >= needed) return denom;
+  }
+  return 1;
+}
+
+}  // namespace clipshard

@@ -38,12 +38,23 @@ struct DecodeOptions {
   // before any pixel memory is allocated (decompression bombs). The default is the size at which
   // Pillow raises DecompressionBombError (2 * Image.MAX_IMAGE_PIXELS).
   int64_t max_pixels = 2 * int64_t{89478485};
-  // JPEG only: let libjpeg decode at 1/2, 1/4 or 1/8 scale (the strongest reduction whose shorter
-  // side stays >= 2 * target_short_side). Much faster on large photos, but it CHANGES PIXELS
-  // (libjpeg's scaled IDCT is not PIL's full decode + resize), so it is never used in parity mode.
+  // JPEG only: let libjpeg-turbo decode at 1/2, 1/4 or 1/8 scale (jpeg_reduced_scale_denominator
+  // says which) before the resize. Much faster on large photos (the 1/8 IDCT is the block mean,
+  // the resize then starts from 64x fewer pixels), but it CHANGES PIXELS: libjpeg's scaled IDCT
+  // is not PIL's full decode + antialiased resize, so it is never used in parity mode.
   bool reduced_decode = false;
   // The preprocessing size the image is decoded for (224 or 336); only read by reduced_decode.
   int target_short_side = 224;
+  // reduced_decode: the decoded shorter side must stay >= this many times target_short_side, so
+  // the PIL resize after it still reduces (and antialiases) by at least this factor. 1.0 = decode
+  // down to the resize target itself; docs/PERFORMANCE.md ("Reduced decode") has the score
+  // differences of 1.0, 1.25, 1.5 and 2.0 that chose this value.
+  double reduced_margin = 1.0;
+  // reduced_decode: also libjpeg's fast integer IDCT (JDCT_IFAST) and merged (non-fancy) chroma
+  // upsampling. They only act where the IDCT is still 8x8 or the chroma is still upsampled, i.e.
+  // JPEGs too small to be scaled (and the chroma of a 1/2 decode). Off: it measured no faster and
+  // doubled the pixel difference to exact decoding (docs/PERFORMANCE.md, "Reduced decode").
+  bool reduced_fast_dct = false;
 };
 
 // What the bytes are, from their signature.
@@ -72,5 +83,11 @@ RowStatus decode_image_file(const std::filesystem::path& path, const DecodeOptio
 // returned), kCorruptImage (the codec reported invalid data).
 RowStatus decode_image_bytes(const uint8_t* data, size_t size, const DecodeOptions& options,
                              RgbImage* out);
+
+// The libjpeg scale denominator (1, 2, 4 or 8) a JPEG of width x height is decoded with: 1 unless
+// options.reduced_decode; otherwise the largest d whose decoded shorter side, ceil(short / d) as
+// libjpeg rounds, is >= options.reduced_margin * options.target_short_side (1 when none is).
+// The decoded size is then ceil(width / d) x ceil(height / d).
+int jpeg_reduced_scale_denominator(int64_t width, int64_t height, const DecodeOptions& options);
 
 }  // namespace clipshard

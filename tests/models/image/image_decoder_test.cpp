@@ -7,6 +7,7 @@
 #include <png.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -467,20 +468,84 @@ TEST(ImageDecoderJpeg, ReducedDecodeScalesByPowersOfTwo) {
   DecodeOptions options;
   options.reduced_decode = true;
   RgbImage image;
-  options.target_short_side = 224;  // 2000 / 4 = 500 >= 448, 2000 / 8 = 250 is not
+  options.target_short_side = 224;  // default margin 1: 2000 / 8 = 250 >= 224
+  ASSERT_TRUE(decode_image_file(file, options, &image).ok());
+  EXPECT_EQ(image.width, 375);
+  EXPECT_EQ(image.height, 250);
+  options.reduced_margin = 2.0;  // 2000 / 4 = 500 >= 448, 2000 / 8 = 250 is not
   ASSERT_TRUE(decode_image_file(file, options, &image).ok());
   EXPECT_EQ(image.width, 750);
   EXPECT_EQ(image.height, 500);
   options.target_short_side = 336;  // 2000 / 2 = 1000 >= 672
   ASSERT_TRUE(decode_image_file(file, options, &image).ok());
   EXPECT_EQ(image.width, 1500);
-  options.target_short_side = 1001;  // no reduction keeps 2002
+  options.reduced_margin = 1.0;  // 2000 / 4 = 500 >= 336, 2000 / 8 = 250 is not
+  ASSERT_TRUE(decode_image_file(file, options, &image).ok());
+  EXPECT_EQ(image.width, 750);
+  options.target_short_side = 1001;  // no reduction keeps 1001
   ASSERT_TRUE(decode_image_file(file, options, &image).ok());
   EXPECT_EQ(image.width, 3000);
   // Other formats ignore it.
   options.target_short_side = 10;
   ASSERT_TRUE(decode_image_file(fixtures() / "images" / "rgb_320x240.png", options, &image).ok());
   EXPECT_EQ(image.width, 320);
+}
+
+TEST(ImageDecoderJpeg, ReducedScaleChoice) {
+  DecodeOptions options;
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 3000, options), 1);  // off by default
+  options.reduced_decode = true;
+  options.target_short_side = 224;
+  ASSERT_EQ(options.reduced_margin, 1.0);
+  // libjpeg rounds the scaled size up: ceil(1785 / 8) = 224, ceil(1784 / 8) = 223.
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1792, 1792, options), 8);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(2400, 1785, options), 8);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(2400, 1784, options), 4);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1784, 2400, options), 4);  // the shorter side counts
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 1000, options), 4);  // panorama: 250 at 1/4
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1600, 1200, options), 4);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1000, 893, options), 4);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1000, 892, options), 2);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(640, 480, options), 2);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(640, 447, options), 2);  // ceil(447 / 2) = 224
+  EXPECT_EQ(jpeg_reduced_scale_denominator(640, 446, options), 1);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(300, 200, options), 1);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(100000, 100000, options), 8);  // 1/8 is the strongest
+  options.target_short_side = 336;  // ViT-L/14@336, Long-CLIP
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 2688, options), 8);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 2680, options), 4);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1600, 1200, options), 2);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1000, 671, options), 2);  // ceil(671 / 2) = 336
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1000, 669, options), 1);
+  options.target_short_side = 224;
+  options.reduced_margin = 2.0;  // decode to at least 448
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 3584, options), 8);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 3000, options), 4);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1600, 1200, options), 2);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(1000, 800, options), 1);
+  options.reduced_margin = 1.5;  // 336
+  EXPECT_EQ(jpeg_reduced_scale_denominator(3000, 2000, options), 4);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(4000, 2688, options), 8);
+  EXPECT_EQ(jpeg_reduced_scale_denominator(0, 100, options), 1);  // nothing to scale
+}
+
+TEST(ImageDecoderJpeg, ReducedDecodeSizeIsWhatTheChoiceSays) {
+  DecodeOptions options;
+  options.reduced_decode = true;
+  RgbImage exact, image;
+  for (const char* name : {"large_3000x2000.jpg", "photo_640x480.jpg", "panorama_1024x200.jpg",
+                           "progressive_500x375.jpg", "cmyk_300x400.jpg", "gray_400x300.jpg"}) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(decode_image_file(fixtures() / "images" / name, {}, &exact).ok());
+    for (int target : {16, 100, 224, 336}) {
+      options.target_short_side = target;
+      ASSERT_TRUE(decode_image_file(fixtures() / "images" / name, options, &image).ok());
+      const int d = jpeg_reduced_scale_denominator(exact.width, exact.height, options);
+      EXPECT_EQ(image.width, (exact.width + d - 1) / d);
+      EXPECT_EQ(image.height, (exact.height + d - 1) / d);
+      EXPECT_GE(std::min(image.width, image.height), std::min({exact.width, exact.height, target}));
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
