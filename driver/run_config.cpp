@@ -204,4 +204,10 @@ json result_fingerprint(const RunConfig& c) {
           {"lossy_fp16_cache", c.embedding_cache.lossy_fp16}};
 }
 
+json merge_settings(const RunConfig& c) {
+  json steps = json::array();
+  for (const auto& op : c.pipeline) steps.push_back(to_merge_settings_json(op));
+  return {{"pipeline", steps}};
+}
+
 }  // namespace clipshard

@@ -23,6 +23,13 @@ ShardTask decode_assignment(const std::string& text) {
 
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop) {
+  return run_worker_loop(
+      transport, driver_rank, [&]() -> ShardProcessor& { return processor; }, dir, stop);
+}
+
+WorkerExit run_worker_loop(Transport& transport, int driver_rank,
+                           const std::function<ShardProcessor&()>& processor,
+                           const RunDirectory& dir, const std::atomic<bool>& stop) {
   using Clock = std::chrono::steady_clock;
   for (;;) {
     transport.send(driver_rank, {MessageType::kRequest, 0, -1, 0, ""});
@@ -46,8 +53,8 @@ WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor
     };
     ShardOutcome outcome;
     try {
-      outcome =
-          processor.process(decode_assignment(reply->text), dir, transport.rank(), stop, progress);
+      outcome = processor().process(decode_assignment(reply->text), dir, transport.rank(), stop,
+                                    progress);
     } catch (const std::exception& e) {
       transport.send(driver_rank, {MessageType::kFailed, 0, shard, 0, e.what()});
       return WorkerExit::kFailed;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 
 #include "driver/transport.h"
 #include "shard/run_directory.h"
@@ -15,6 +16,13 @@ enum class WorkerExit { kNoMoreWork, kInterrupted, kFailed };
 // after telling the driver), or processing throws (kFailed, after sending kFailed with the
 // message to the driver, which aborts the job).
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
+                           const RunDirectory& dir, const std::atomic<bool>& stop);
+
+// The same with a processor built on demand: `processor` is called (on this thread) when the first
+// shard is assigned, so a worker that gets no shard never builds one (never loads a model). A
+// throw from it fails that shard like a throw from process() (kFailed with the message).
+WorkerExit run_worker_loop(Transport& transport, int driver_rank,
+                           const std::function<ShardProcessor&()>& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop);
 
 // Decodes kAssign's text (scheduler.h encode_assignment).

@@ -78,6 +78,26 @@ TEST(RunState, ResumeAndChangeDetection) {
   EXPECT_EQ(check_or_write_state(dir, changed), StateCheck::kNewRun);
 }
 
+TEST(RunState, MergeSettingsMayChangeAndAreRecordedAfterTheMerge) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  RunIdentity id{{{"model", "m"}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3,
+                 {{"threshold", 0.25}}};
+  nlohmann::json previous;
+  EXPECT_EQ(check_or_write_state(dir, id, &previous), StateCheck::kNewRun);
+  EXPECT_EQ(previous, id.merge_settings);
+  RunIdentity rethreshold = id;
+  rethreshold.merge_settings["threshold"] = 0.4;
+  EXPECT_EQ(check_or_write_state(dir, rethreshold, &previous), StateCheck::kResume);
+  EXPECT_EQ(previous, id.merge_settings);  // state.json is not rewritten by the check
+  record_merge_settings(dir, rethreshold.merge_settings);
+  EXPECT_EQ(check_or_write_state(dir, id, &previous), StateCheck::kResume);
+  EXPECT_EQ(previous, rethreshold.merge_settings);
+  const auto state = nlohmann::json::parse(read_file(dir.state()));
+  EXPECT_EQ(state["merge_settings"], rethreshold.merge_settings);
+  EXPECT_EQ(state["config"], id.config);
+}
+
 TEST(Merge, KeepsPlanOrderAndAppliesThreshold) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.path() / "run");
