@@ -54,9 +54,9 @@ RunConfig filter_config(const std::filesystem::path& work, int64_t lines_per_sha
 void fabricate_finished_run(const RunConfig& config) {
   const ShardPlan plan = plan_shards(expand_inputs(config.inputs), config.lines_per_shard);
   RunDirectory dir(config.output_dir);
-  check_or_write_state(dir, {result_fingerprint(config), manifest_fingerprints(plan),
-                             config.lines_per_shard, static_cast<int64_t>(plan.shards.size()),
-                             merge_settings(config)});
+  check_or_write_state(
+      dir, {result_fingerprint(config), manifest_fingerprints(plan), config.lines_per_shard,
+            static_cast<int64_t>(plan.shards.size()), merge_settings(config)});
   std::ifstream manifest(config.inputs[0], std::ios::binary);
   std::string line;
   uint64_t state = 0x9E3779B97F4A7C15ull;
@@ -94,10 +94,11 @@ void refilter(const RunConfig& config, const char* what, long long rows) {
   std::ostringstream log;
   options.log = &log;
   const auto start = std::chrono::steady_clock::now();
-  const int status = run_job_in_process(config, options, [](const RunConfig&, const WorkerPlacement&)
-                                            -> std::unique_ptr<ShardProcessor> {
-    throw std::runtime_error("a re-filter must not build a worker");
-  });
+  const int status = run_job_in_process(
+      config, options,
+      [](const RunConfig&, const WorkerPlacement&) -> std::unique_ptr<ShardProcessor> {
+        throw std::runtime_error("a re-filter must not build a worker");
+      });
   const double seconds = seconds_since(start);
   const auto summary =
       nlohmann::json::parse(read_file(std::filesystem::path(config.output_dir) / "summary.json"));

@@ -92,8 +92,8 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   const RunIdentity identity{result_fingerprint(config), manifest_fingerprints(d.plan),
                              config.lines_per_shard, static_cast<int64_t>(d.plan.shards.size()),
                              merge_settings(config)};
-  d.resumed = check_or_write_state(*d.dir, identity, &d.previous_merge_settings) ==
-              StateCheck::kResume;
+  d.resumed =
+      check_or_write_state(*d.dir, identity, &d.previous_merge_settings) == StateCheck::kResume;
   for (const auto& s : d.plan.shards)
     if (!d.dir->shard_done(s.id)) d.todo.push_back(s.id);
   log << "clipshard: " << d.plan.total_lines() << " lines/samples in " << d.plan.manifests.size()
@@ -125,8 +125,8 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
         << " left; run the same command again to resume" << std::endl;
     return kExitInterrupted;
   }
-  const nlohmann::json summary = merge_and_summarize(
-      *d.dir, d.plan, config, schedule, {d.previous_merge_settings, !d.todo.empty()});
+  const nlohmann::json summary = merge_and_summarize(*d.dir, d.plan, config, schedule,
+                                                     {d.previous_merge_settings, !d.todo.empty()});
   if (!config.webdataset_output.empty()) {
     // After the merge, from output.jsonl: a run killed here redoes the merge and these tars,
     // with the same bytes, when it is run again.

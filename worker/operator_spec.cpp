@@ -143,9 +143,9 @@ nlohmann::json to_fingerprint_json(const OperatorSpec& spec) {
 
 nlohmann::json to_merge_settings_json(const OperatorSpec& spec) {
   if (!spec.is_filter()) return nlohmann::json::object();
-  return {{"threshold", spec.threshold},
-          {"top_fraction",
-           spec.top_fraction ? nlohmann::json(*spec.top_fraction) : nlohmann::json()}};
+  return {
+      {"threshold", spec.threshold},
+      {"top_fraction", spec.top_fraction ? nlohmann::json(*spec.top_fraction) : nlohmann::json()}};
 }
 
 }  // namespace clipshard

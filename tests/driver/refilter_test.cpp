@@ -24,8 +24,9 @@ std::filesystem::path write_dataset(const std::filesystem::path& dir) {
                          "palette_256x192.png", "square_224x224.jpg"};
   for (const char* f : files)
     std::filesystem::copy_file(testing::fixtures() / "images" / f, images / f);
-  const char* captions[] = {"a cat", "a dog in the snow", "mountains at dawn", "a red car",
-                            "two people talking", "a bowl of fruit", "   "};
+  const char* captions[] = {"a cat",     "a dog in the snow",  "mountains at dawn",
+                            "a red car", "two people talking", "a bowl of fruit",
+                            "   "};
   const auto path = dir / "m.jsonl";
   std::ofstream out(path);
   for (int i = 0; i < 40; ++i) {
@@ -34,7 +35,8 @@ std::filesystem::path write_dataset(const std::filesystem::path& dir) {
       continue;
     }
     const std::string image = i == 9 ? "missing.jpg" : files[i % 5];
-    out << nlohmann::json{{"image", (images / image).string()}, {"caption", captions[i % 7]},
+    out << nlohmann::json{{"image", (images / image).string()},
+                          {"caption", captions[i % 7]},
                           {"i", i}}
                .dump()
         << "\n";
@@ -75,12 +77,11 @@ nlohmann::json run(const nlohmann::json& config, std::atomic<int>* processors_bu
   options.in_process_workers = 2;
   std::ostringstream log;
   options.log = &log;
-  const int status = run_job_in_process(
-      parse_run_config(config), options,
-      [&](const RunConfig& c, const WorkerPlacement& p) {
-        if (processors_built) ++*processors_built;
-        return make_clip_processor(c, p);
-      });
+  const int status = run_job_in_process(parse_run_config(config), options,
+                                        [&](const RunConfig& c, const WorkerPlacement& p) {
+                                          if (processors_built) ++*processors_built;
+                                          return make_clip_processor(c, p);
+                                        });
   EXPECT_EQ(status, kExitOk) << log.str();
   return nlohmann::json::parse(
       read_file(std::filesystem::path(config["output_dir"].get<std::string>()) / "summary.json"));
@@ -88,16 +89,16 @@ nlohmann::json run(const nlohmann::json& config, std::atomic<int>* processors_bu
 
 // The bytes of every file a run writes that must not depend on how it came about.
 void expect_same_outputs(const std::filesystem::path& a, const std::filesystem::path& b) {
-  for (const char* f : {"output.jsonl", "errors.jsonl", "steps/s_step1.jsonl", "steps/s_step2.jsonl",
-                        "steps/s_step3.jsonl"})
+  for (const char* f : {"output.jsonl", "errors.jsonl", "steps/s_step1.jsonl",
+                        "steps/s_step2.jsonl", "steps/s_step3.jsonl"})
     EXPECT_EQ(read_file(a / f), read_file(b / f)) << f;
 }
 
 // The summary's figures that describe the result (not timings, paths or how the run came about).
 void expect_same_counts(const nlohmann::json& a, const nlohmann::json& b) {
-  for (const char* k : {"lines", "rows_in", "rows_out", "blank_lines", "error_lines", "error_rows",
-                        "error_records", "errors_by_reason", "operators", "error_examples",
-                        "merge_settings"})
+  for (const char* k :
+       {"lines", "rows_in", "rows_out", "blank_lines", "error_lines", "error_rows", "error_records",
+        "errors_by_reason", "operators", "error_examples", "merge_settings"})
     EXPECT_EQ(a[k], b[k]) << k;
 }
 

@@ -59,7 +59,7 @@ TEST(RunLock, SecondHolderIsRefused) {
 TEST(RunState, ResumeAndChangeDetection) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.path() / "run");
-  RunIdentity id{{{"threshold", 0.25}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3};
+  RunIdentity id{{{"threshold", 0.25}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3, {}};
   EXPECT_EQ(check_or_write_state(dir, id), StateCheck::kNewRun);
   EXPECT_EQ(check_or_write_state(dir, id), StateCheck::kResume);
   RunIdentity changed = id;
@@ -81,8 +81,8 @@ TEST(RunState, ResumeAndChangeDetection) {
 TEST(RunState, MergeSettingsMayChangeAndAreRecordedAfterTheMerge) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.path() / "run");
-  RunIdentity id{{{"model", "m"}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3,
-                 {{"threshold", 0.25}}};
+  RunIdentity id{
+      {{"model", "m"}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3, {{"threshold", 0.25}}};
   nlohmann::json previous;
   EXPECT_EQ(check_or_write_state(dir, id, &previous), StateCheck::kNewRun);
   EXPECT_EQ(previous, id.merge_settings);
