@@ -31,6 +31,14 @@ long peak_rss_kb() {
   return usage.ru_maxrss;
 }
 
+// User + system CPU seconds of this process so far (robust to other load on a shared machine).
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -93,6 +101,7 @@ void refilter(const RunConfig& config, const char* what, long long rows) {
   JobOptions options;
   std::ostringstream log;
   options.log = &log;
+  const double cpu_start = cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   const int status = run_job_in_process(
       config, options,
@@ -100,13 +109,14 @@ void refilter(const RunConfig& config, const char* what, long long rows) {
         throw std::runtime_error("a re-filter must not build a worker");
       });
   const double seconds = seconds_since(start);
+  const double cpu = cpu_seconds() - cpu_start;
   const auto summary =
       nlohmann::json::parse(read_file(std::filesystem::path(config.output_dir) / "summary.json"));
   std::printf(
       "{\"refilter\": \"%s\", \"rows\": %lld, \"status\": %d, \"refiltered\": %s, \"seconds\": "
-      "%.2f, \"merge_seconds\": %.2f, \"rows_per_second\": %.0f, \"rows_out\": %lld, "
-      "\"peak_rss_mb\": %.1f}\n",
-      what, rows, status, summary.value("refiltered", false) ? "true" : "false", seconds,
+      "%.2f, \"cpu_seconds\": %.2f, \"merge_seconds\": %.2f, \"rows_per_second\": %.0f, "
+      "\"rows_out\": %lld, \"peak_rss_mb\": %.1f}\n",
+      what, rows, status, summary.value("refiltered", false) ? "true" : "false", seconds, cpu,
       summary["timing"].value("merge_seconds", 0.0), rows / seconds,
       static_cast<long long>(summary.value("rows_out", int64_t{0})), peak_rss_kb() / 1024.0);
   std::fflush(stdout);

@@ -54,21 +54,31 @@ class LineReader {
         const size_t length = static_cast<const char*>(nl) - start;
         *line = std::string_view(start, length);
         begin_ += length + 1;
+        newline_follows_ = true;
         return true;
       }
       if (eof_) {
         if (begin_ == end_) return false;
         *line = std::string_view(start, end_ - begin_);
         begin_ = end_;
+        newline_follows_ = false;
         return true;
       }
       fill();
     }
   }
 
+  // The last line as it should be written out: with its "\n" (one write instead of two); added
+  // to `scratch` for a last line that had none.
+  std::string_view with_newline(std::string_view line, std::string& scratch) const {
+    if (newline_follows_) return std::string_view(line.data(), line.size() + 1);
+    scratch.assign(line);
+    scratch += '\n';
+    return scratch;
+  }
+
  private:
   static constexpr size_t kBlock = size_t{1} << 20;
-
   // Keeps the partial line, makes room (doubling for a line longer than the buffer), reads.
   void fill() {
     std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
@@ -92,6 +102,7 @@ class LineReader {
   std::vector<char> buffer_;
   size_t begin_ = 0, end_ = 0;
   bool eof_ = false;
+  bool newline_follows_ = false;
 };
 
 // True when the file is empty or ends with "\n" (its lines can be appended as they are).
@@ -457,6 +468,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
   // Nothing to decide or measure per row: each output part is appended whole, by the kernel.
   const bool whole_parts = columns == 0 && scored.empty() && steps.empty();
   std::string_view line;
+  std::string scratch;
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
     if (whole_parts && shard_rows[s] >= 0 && ends_with_newline(parts.output)) {
@@ -497,8 +509,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
           }
         }
         if (drop == columns) {
-          output.write(line);
-          output.write("\n", 1);
+          output.write(rows.with_newline(line, scratch));
           ++result.rows_out;
         }
         for (size_t k = 0; k < steps.size(); ++k) {
