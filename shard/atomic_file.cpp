@@ -25,6 +25,9 @@ AtomicFile::AtomicFile(const std::filesystem::path& path) : path_(path) {
     throw std::runtime_error("cannot create " + temp_path_.string() + ": " + errno_text() +
                              " (is the run directory writable and the disk not full?)");
   }
+  // stdio's default buffer is the file system's block (4 KiB): a write(2) every ~50 rows of
+  // output.jsonl, each a system call (costly on a VM). 1 MiB makes the merge's writes large.
+  std::setvbuf(file_, nullptr, _IOFBF, kBufferBytes);
 }
 
 AtomicFile::~AtomicFile() {

@@ -32,6 +32,7 @@ class AtomicFile {
   const std::filesystem::path& temp_path() const { return temp_path_; }
 
  private:
+  static constexpr size_t kBufferBytes = size_t{1} << 20;
   std::filesystem::path path_;
   std::filesystem::path temp_path_;
   std::FILE* file_ = nullptr;
