@@ -88,6 +88,9 @@ struct DriverSide {
   std::vector<int64_t> todo;
   bool resumed = false;
   std::unique_ptr<ResolvedModels> models;  // the workers' kReady reports, checked
+  // state.json's merge settings before this run: those output.jsonl was last merged with (or the
+  // run was started with). A finished run rerun with other ones is a re-filter.
+  nlohmann::json previous_merge_settings;
 };
 
 // The scheduler options of a run; workers' model reports go to d.models.
@@ -128,8 +131,10 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
     std::filesystem::remove(d.dir->state(), ec);
   }
   const RunIdentity identity{result_fingerprint(config), manifest_fingerprints(d.plan),
-                             config.lines_per_shard, static_cast<int64_t>(d.plan.shards.size())};
-  d.resumed = check_or_write_state(*d.dir, identity) == StateCheck::kResume;
+                             config.lines_per_shard, static_cast<int64_t>(d.plan.shards.size()),
+                             merge_settings(config)};
+  d.resumed =
+      check_or_write_state(*d.dir, identity, &d.previous_merge_settings) == StateCheck::kResume;
   for (const auto& s : d.plan.shards)
     if (!d.dir->shard_done(s.id)) d.todo.push_back(s.id);
   // With nothing left to compute, how the workers would run now does not matter.
@@ -138,6 +143,9 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
       << " input(s), " << d.plan.shards.size() << " shards";
   if (d.resumed)
     log << "; resuming: " << d.plan.shards.size() - d.todo.size() << " shards already finished";
+  if (d.resumed && d.todo.empty() && d.previous_merge_settings != merge_settings(config))
+    log << "; only the filter settings changed: re-filtering the stored similarities (no image "
+           "is read, no model loaded)";
   log << std::endl;
   return d;
 }
@@ -161,7 +169,8 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
     return kExitInterrupted;
   }
   const nlohmann::json summary =
-      merge_and_summarize(*d.dir, d.plan, config, schedule, d.models->summary(config.pipeline));
+      merge_and_summarize(*d.dir, d.plan, config, schedule, d.models->summary(config.pipeline),
+                          {d.previous_merge_settings, !d.todo.empty()});
   if (!config.webdataset_output.empty()) {
     // After the merge, from output.jsonl: a run killed here redoes the merge and these tars,
     // with the same bytes, when it is run again.
@@ -173,6 +182,9 @@ int finish_driver(DriverSide& d, const RunConfig& config, const ScheduleResult& 
     log << "clipshard: webdataset_output: " << samples << " samples written to "
         << config.webdataset_output << std::endl;
   }
+  // Last: a run killed before this point re-merges with the same settings when rerun, and still
+  // reports what it re-filtered from.
+  record_merge_settings(*d.dir, merge_settings(config));
   log << "clipshard: finished: " << summary_line(summary) << std::endl;
   for (const auto& line : summary_operator_lines(summary))
     log << "clipshard:   " << line << std::endl;
@@ -269,12 +281,17 @@ int run_job_mpi(const RunConfig& config, const JobOptions& options, int* argc, c
       mpi.abort(e.what(), kExitError);
     }
   }
-  // Worker rank.
+  // Worker rank. The processor (which loads the models) is built when the first shard arrives:
+  // a rerun with every shard finished (a re-filter) loads no model at all.
   try {
-    const auto processor =
-        factory(config, {mpi.rank(), mpi.local_rank(), std::max(1, mpi.local_size())});
+    std::unique_ptr<ShardProcessor> processor;
+    auto get_processor = [&]() -> ShardProcessor& {
+      if (!processor)
+        processor = factory(config, {mpi.rank(), mpi.local_rank(), std::max(1, mpi.local_size())});
+      return *processor;
+    };
     RunDirectory dir(config.output_dir);
-    switch (run_worker_loop(*transport, 0, *processor, dir, stop_requested())) {
+    switch (run_worker_loop(*transport, 0, get_processor, dir, stop_requested())) {
       case WorkerExit::kNoMoreWork:
         return kExitOk;
       case WorkerExit::kInterrupted:

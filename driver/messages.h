@@ -1,12 +1,16 @@
 // The driver/worker protocol: a few typed messages, the same over MPI and in process.
 //
 //   worker                         driver (rank 0)
-//   kReady(models) ──────────────▶  once, first: how each operator runs on this rank (device,
-//                                   precision, weights; driver/model_identity.h). The driver
-//                                   checks it against the run's recorded values and the other
-//                                   ranks', and aborts the job when they differ
 //   kRequest  ───────────────────▶  next unfinished shard in plan order, or
-//             ◀───────────────────  kAssign(shard) | kNoMore
+//             ◀───────────────────  kAssign(shard) | kNoMore | kLoad
+//   kLoad: there is work, and this rank has not reported its models yet: the worker builds its
+//          processor (loads the models) and answers
+//   kReady(models) ──────────────▶  once, before any shard: how each operator runs on this rank
+//                                   (device, precision, weights; driver/model_identity.h). The
+//                                   driver checks it against the run's recorded values and the
+//                                   other ranks', and aborts the job when they differ; the worker
+//                                   then sends kRequest again. A worker that only ever hears
+//                                   kNoMore loads no model (a re-filter of a finished run)
 //   kProgress(shard, lines done) ▶  (after each batch: heartbeat, progress, ETA)
 //   kFinished(shard, rows) ──────▶  the shard's parts are committed
 //   kInterrupted(shard) ─────────▶  stopped on a signal; the shard is not committed; worker exits
@@ -28,6 +32,7 @@ enum class MessageType : int32_t {
   kInterrupted = 6,
   kFailed = 7,
   kReady = 8,
+  kLoad = 9,
 };
 
 struct Message {

@@ -223,4 +223,10 @@ json result_fingerprint(const RunConfig& c) {
   return j;
 }
 
+json merge_settings(const RunConfig& c) {
+  json steps = json::array();
+  for (const auto& op : c.pipeline) steps.push_back(to_merge_settings_json(op));
+  return {{"pipeline", steps}};
+}
+
 }  // namespace clipshard

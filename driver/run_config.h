@@ -56,7 +56,13 @@ RunConfig parse_run_config(const nlohmann::json& config);
 // assignment.
 void apply_set(nlohmann::json& config, const std::string& assignment);
 
-// The settings that change results (for the run state: a resumed run must use the same ones).
+// The settings that change what the shards compute (for the run state: a resumed run must use
+// the same ones). Filter settings are not among them (merge_settings).
 nlohmann::json result_fingerprint(const RunConfig& config);
+
+// The settings that only change the merge's keep/drop decision (a filter's threshold and
+// top_fraction), one object per pipeline step (to_merge_settings_json). A rerun on a run directory
+// that differs from its state.json only in these re-merges the stored similarities.
+nlohmann::json merge_settings(const RunConfig& config);
 
 }  // namespace clipshard

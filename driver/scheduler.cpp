@@ -77,6 +77,7 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
   std::deque<int64_t> queue(todo.begin(), todo.end());
   std::set<int64_t> unfinished(todo.begin(), todo.end());
   std::map<int, Busy> busy;
+  std::set<int> ready;  // ranks whose kReady arrived (and passed on_ready): only they get shards
   std::set<int> active(workers.begin(), workers.end());
   int64_t todo_lines = 0;
   for (int64_t id : todo) todo_lines += plan.shards.at(id).line_count;
@@ -133,6 +134,7 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
     switch (message->type) {
       case MessageType::kReady: {
         if (options.on_ready) options.on_ready(from, message->text);
+        ready.insert(from);
         break;
       }
       case MessageType::kRequest: {
@@ -140,6 +142,8 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
           transport.send(from, {MessageType::kNoMore, 0, -1, 0, ""});
           active.erase(from);
           busy.erase(from);
+        } else if (!ready.count(from)) {
+          transport.send(from, {MessageType::kLoad, 0, -1, 0, ""});
         } else {
           const int64_t id = queue.front();
           queue.pop_front();

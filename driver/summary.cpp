@@ -34,7 +34,7 @@ std::string format_number(double v) {
 
 nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& plan,
                                    const RunConfig& config, const ScheduleResult& schedule,
-                                   const nlohmann::json& models) {
+                                   const nlohmann::json& models, const RunHistory& history) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<FilterRule> filters;
   std::vector<ScoredStep> scored;  // one per pipeline operator
@@ -80,6 +80,7 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
   for (size_t n = 0; n < config.pipeline.size(); ++n) {
     const auto& op = config.pipeline[n];
     nlohmann::json o = to_fingerprint_json(op);
+    o.update(to_merge_settings_json(op));
     const ScoreStats& stats = merged.scores.at(n);
     double mark = std::nan("");
     if (op.is_filter()) {
@@ -135,7 +136,13 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
        {{"interval_s", schedule.timeline.interval_s}, {"lines", schedule.timeline.lines}}},
       {"error_examples", merged.error_examples},
       {"models", models},
+      {"models_loaded", history.models_loaded},
+      {"merge_settings", merge_settings(config)},
   };
+  const bool refiltered = !history.previous_merge_settings.is_null() &&
+                          history.previous_merge_settings != summary["merge_settings"];
+  summary["refiltered"] = refiltered;
+  if (refiltered) summary["refiltered_from"] = history.previous_merge_settings;
   write_file_atomically(dir.summary(), summary.dump(2) + "\n");
   write_file_atomically(dir.report(), render_report(summary));
   return summary;

@@ -16,11 +16,21 @@ namespace clipshard {
 // Display bins of each operator's score histogram in summary.json and report.html.
 inline constexpr int kReportHistogramBins = 50;
 
+// What the summary says about how this run came about, beyond the schedule.
+struct RunHistory {
+  // state.json's merge_settings before this run (run_config.h merge_settings); null = unknown. When
+  // it differs from the config's, the summary says "refiltered": true and "refiltered_from" it.
+  nlohmann::json previous_merge_settings;
+  // Whether workers were started on shards (each loads the pipeline's models): false for a rerun
+  // whose shards were all finished earlier, such as a re-filter.
+  bool models_loaded = true;
+};
+
 // Merges every finished shard of `plan`, writes summary.json and report.html (driver/report.h);
 // returns the summary. `models` is summary.json's "models" (ResolvedModels::summary).
 nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& plan,
                                    const RunConfig& config, const ScheduleResult& schedule,
-                                   const nlohmann::json& models);
+                                   const nlohmann::json& models, const RunHistory& history = {});
 
 // One line for logs: "N rows in, M out, E errors, X rows/s".
 std::string summary_line(const nlohmann::json& summary);

@@ -23,6 +23,8 @@ const char* message_type_name(MessageType type) {
       return "failed";
     case MessageType::kReady:
       return "ready";
+    case MessageType::kLoad:
+      return "load";
   }
   return "?";
 }

@@ -25,15 +25,33 @@ ShardTask decode_assignment(const std::string& text) {
 
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop) {
+  return run_worker_loop(
+      transport, driver_rank, [&]() -> ShardProcessor& { return processor; }, dir, stop);
+}
+
+WorkerExit run_worker_loop(Transport& transport, int driver_rank,
+                           const std::function<ShardProcessor&()>& processor,
+                           const RunDirectory& dir, const std::atomic<bool>& stop) {
   using Clock = std::chrono::steady_clock;
-  transport.send(driver_rank, {MessageType::kReady, 0, -1, 0, encode_models(processor.models())});
+  ShardProcessor* ready = nullptr;  // built on the driver's kLoad
   for (;;) {
     transport.send(driver_rank, {MessageType::kRequest, 0, -1, 0, ""});
     std::optional<Message> reply;
     while (!(reply = transport.receive(1.0))) {
     }
     if (reply->type == MessageType::kNoMore) return WorkerExit::kNoMoreWork;
-    if (reply->type != MessageType::kAssign) {
+    if (reply->type == MessageType::kLoad && !ready) {
+      try {
+        ready = &processor();
+        transport.send(driver_rank,
+                       {MessageType::kReady, 0, -1, 0, encode_models(ready->models())});
+      } catch (const std::exception& e) {
+        transport.send(driver_rank, {MessageType::kFailed, 0, -1, 0, e.what()});
+        return WorkerExit::kFailed;
+      }
+      continue;
+    }
+    if (reply->type != MessageType::kAssign || !ready) {
       transport.send(driver_rank,
                      {MessageType::kFailed, 0, -1, 0,
                       std::string("unexpected message ") + message_type_name(reply->type)});
@@ -50,7 +68,7 @@ WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor
     ShardOutcome outcome;
     try {
       outcome =
-          processor.process(decode_assignment(reply->text), dir, transport.rank(), stop, progress);
+          ready->process(decode_assignment(reply->text), dir, transport.rank(), stop, progress);
     } catch (const std::exception& e) {
       transport.send(driver_rank, {MessageType::kFailed, 0, shard, 0, e.what()});
       return WorkerExit::kFailed;

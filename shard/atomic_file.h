@@ -21,6 +21,10 @@ class AtomicFile {
   // Appends bytes. Throws std::runtime_error on a write error (e.g. ENOSPC), naming the file.
   void write(std::string_view bytes);
   void write(const void* data, size_t size);
+  // Appends the whole of file `source` (copy_file_range: the kernel copies, or shares extents on
+  // file systems that can; read/write where it cannot). Returns the bytes appended. Throws
+  // std::runtime_error naming the file that cannot be read or written.
+  int64_t append_file(const std::filesystem::path& source);
   // Flushes, fsyncs and renames to the final path. Throws on failure (the temp file is removed).
   void commit();
 
@@ -28,6 +32,7 @@ class AtomicFile {
   const std::filesystem::path& temp_path() const { return temp_path_; }
 
  private:
+  static constexpr size_t kBufferBytes = size_t{1} << 20;
   std::filesystem::path path_;
   std::filesystem::path temp_path_;
   std::FILE* file_ = nullptr;

@@ -1,7 +1,11 @@
 #include "shard/merge.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -25,6 +29,93 @@ std::vector<float> read_sims(const std::filesystem::path& path, size_t columns) 
   sims.resize(bytes.size() / 4);
   std::memcpy(sims.data(), bytes.data(), bytes.size());
   return sims;
+}
+
+// A file's lines, read in large blocks (no per-line allocation or stream overhead: the merge
+// reads every row of the run). A last line without "\n" is a line too. Memory: one block, or the
+// longest line when it is longer.
+class LineReader {
+ public:
+  explicit LineReader(const std::filesystem::path& path) : path_(path), buffer_(kBlock) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0)
+      throw std::runtime_error("cannot read shard part " + path.string() + ": " +
+                               std::strerror(errno));
+  }
+  ~LineReader() { ::close(fd_); }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // The next line without its "\n", valid until the next call; false at the end of the file.
+  bool next(std::string_view* line) {
+    for (;;) {
+      const char* start = buffer_.data() + begin_;
+      if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
+        const size_t length = static_cast<const char*>(nl) - start;
+        *line = std::string_view(start, length);
+        begin_ += length + 1;
+        newline_follows_ = true;
+        return true;
+      }
+      if (eof_) {
+        if (begin_ == end_) return false;
+        *line = std::string_view(start, end_ - begin_);
+        begin_ = end_;
+        newline_follows_ = false;
+        return true;
+      }
+      fill();
+    }
+  }
+
+  // The last line as it should be written out: with its "\n" (one write instead of two); added
+  // to `scratch` for a last line that had none.
+  std::string_view with_newline(std::string_view line, std::string& scratch) const {
+    if (newline_follows_) return std::string_view(line.data(), line.size() + 1);
+    scratch.assign(line);
+    scratch += '\n';
+    return scratch;
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t{1} << 20;
+  // Keeps the partial line, makes room (doubling for a line longer than the buffer), reads.
+  void fill() {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    if (buffer_.size() - end_ < kBlock / 2) buffer_.resize(buffer_.size() * 2);
+    for (;;) {
+      const ssize_t n = ::read(fd_, buffer_.data() + end_, buffer_.size() - end_);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        throw std::runtime_error("cannot read shard part " + path_.string() + ": " +
+                                 std::strerror(errno));
+      if (n == 0) eof_ = true;
+      end_ += static_cast<size_t>(n);
+      return;
+    }
+  }
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::vector<char> buffer_;
+  size_t begin_ = 0, end_ = 0;
+  bool eof_ = false;
+  bool newline_follows_ = false;
+};
+
+// True when the file is empty or ends with "\n" (its lines can be appended as they are).
+bool ends_with_newline(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw std::runtime_error("cannot read shard part " + path.string() + ": " +
+                             std::strerror(errno));
+  char last = '\n';
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  const bool ok = size == 0 || (size > 0 && ::pread(fd, &last, 1, size - 1) == 1 && last == '\n');
+  ::close(fd);
+  return ok;
 }
 
 // Sims are in [0, 1]; for non-negative floats the bit pattern orders like the value.
@@ -104,58 +195,95 @@ size_t skip_value(std::string_view s, size_t i) {
 
 }  // namespace
 
-std::optional<double> top_level_number(std::string_view line, const std::string& key) {
-  // A scan of the top level rather than a full parse: the merge reads every output row, and a
-  // parse costs ~6 us a row (10 min per 100M rows) where this costs a fraction of it.
-  auto full_parse = [&]() -> std::optional<double> {
-    const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!row.is_object()) return std::nullopt;
-    const auto it = row.find(key);
-    if (it == row.end() || !it->is_number()) return std::nullopt;
-    return it->get<double>();
-  };
+namespace {
+
+// What a scan of an object's top level found for one key.
+enum class TopLevelScan {
+  kFound,      // `token`: the raw value of the key's last occurrence (the last duplicate wins)
+  kAbsent,     // a well-formed object without the key
+  kMalformed,  // not an object, or broken
+  kNeedParse,  // keys with escapes or other forms the scan does not judge: parse the line
+};
+
+// A scan of the top level rather than a full parse: the merge reads every output row, and a
+// parse costs ~6 us a row (10 min per 100M rows) where this costs a fraction of it.
+TopLevelScan scan_top_level(std::string_view line, std::string_view key, std::string_view* token) {
   size_t i = skip_space(line, 0);
-  if (i >= line.size() || line[i] != '{') return std::nullopt;
+  if (i >= line.size() || line[i] != '{') return TopLevelScan::kMalformed;
   i = skip_space(line, i + 1);
-  if (i < line.size() && line[i] == '}') return std::nullopt;
-  std::optional<double> found;
+  if (i < line.size() && line[i] == '}') return TopLevelScan::kAbsent;
+  bool found = false;
   while (i < line.size()) {
-    if (line[i] != '"') return full_parse();  // not what dump_row writes: let the parser judge
+    if (line[i] != '"') return TopLevelScan::kNeedParse;  // not what dump_row writes
     bool escaped = false;
     const size_t key_end = skip_string(line, i, escaped);
-    if (key_end == std::string_view::npos) return std::nullopt;
-    if (escaped) return full_parse();  // keys with escapes: compare decoded keys
+    if (key_end == std::string_view::npos) return TopLevelScan::kMalformed;
+    if (escaped) return TopLevelScan::kNeedParse;  // keys with escapes: compare decoded keys
     const std::string_view k = line.substr(i + 1, key_end - i - 2);
     i = skip_space(line, key_end);
-    if (i >= line.size() || line[i] != ':') return std::nullopt;
+    if (i >= line.size() || line[i] != ':') return TopLevelScan::kMalformed;
     i = skip_space(line, i + 1);
     const size_t value_end = skip_value(line, i);
-    if (value_end == std::string_view::npos) return std::nullopt;
+    if (value_end == std::string_view::npos) return TopLevelScan::kMalformed;
     if (k == key) {
-      // The last duplicate wins, as in nlohmann::json.
-      found.reset();
-      std::string_view token = line.substr(i, value_end - i);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t' ||
-                                token.back() == '\n' || token.back() == '\r'))
-        token.remove_suffix(1);
-      const bool numeric = !token.empty() &&
-                           (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) &&
-                           token.find_first_not_of("0123456789+-.eE") == std::string_view::npos;
-      double v = 0.0;
-      // from_chars: locale-independent, no allocation.
-      if (numeric) {
-        const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
-        if (ec == std::errc() && end == token.data() + token.size()) found = v;
-      }
+      found = true;
+      *token = line.substr(i, value_end - i);
+      while (!token->empty() && (token->back() == ' ' || token->back() == '\t' ||
+                                 token->back() == '\n' || token->back() == '\r'))
+        token->remove_suffix(1);
     }
     i = skip_space(line, value_end);
     if (i < line.size() && line[i] == ',') {
       i = skip_space(line, i + 1);
       continue;
     }
-    if (i < line.size() && line[i] == '}') return found;
-    return std::nullopt;
+    if (i < line.size() && line[i] == '}')
+      return found ? TopLevelScan::kFound : TopLevelScan::kAbsent;
+    return TopLevelScan::kMalformed;
   }
+  return TopLevelScan::kMalformed;
+}
+
+// The "reason" of an error record ("unknown" when it has none); nullopt when the record is not a
+// JSON object. The scan answers for the records workers write (a plain string), a parse for the
+// rest; a run with many bad rows would otherwise parse each of them.
+std::optional<std::string> error_reason(std::string_view record) {
+  std::string_view token;
+  if (scan_top_level(record, "reason", &token) == TopLevelScan::kFound && token.size() >= 2 &&
+      token.front() == '"' && token.back() == '"' && token.find('\\') == std::string_view::npos)
+    return std::string(token.substr(1, token.size() - 2));
+  const auto j = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  const auto it = j.find("reason");
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "unknown";
+}
+
+}  // namespace
+
+std::optional<double> top_level_number(std::string_view line, const std::string& key) {
+  std::string_view token;
+  switch (scan_top_level(line, key, &token)) {
+    case TopLevelScan::kAbsent:
+    case TopLevelScan::kMalformed:
+      return std::nullopt;
+    case TopLevelScan::kNeedParse: {
+      const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!row.is_object()) return std::nullopt;
+      const auto it = row.find(key);
+      if (it == row.end() || !it->is_number()) return std::nullopt;
+      return it->get<double>();
+    }
+    case TopLevelScan::kFound:
+      break;
+  }
+  const bool numeric = !token.empty() &&
+                       (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) &&
+                       token.find_first_not_of("0123456789+-.eE") == std::string_view::npos;
+  if (!numeric) return std::nullopt;
+  double v = 0.0;
+  // from_chars: locale-independent, no allocation.
+  const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
+  if (ec == std::errc() && end == token.data() + token.size()) return v;
   return std::nullopt;
 }
 
@@ -259,12 +387,15 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
   const size_t columns = filters.size();
   KeepDecider decider{&filters, std::vector<double>(columns, std::nan(""))};
 
-  // Pass 0: totals from the done files.
+  // Pass 0: totals from the done files, and each shard's object rows (-1: not recorded).
+  std::vector<int64_t> shard_rows(shard_count, -1);
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
     if (!std::filesystem::exists(parts.done))
       throw std::runtime_error("cannot merge: shard " + std::to_string(s) + " is not finished");
     auto done = nlohmann::json::parse(read_file(parts.done));
+    if (const auto it = done.find("rows"); it != done.end() && it->is_number_integer())
+      shard_rows[s] = it->get<int64_t>();
     const std::string rank = std::to_string(done.value("rank", -1));
     done.erase("shard");
     done.erase("rank");
@@ -334,79 +465,86 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     std::filesystem::create_directories(step.path.parent_path());
     step_files.push_back(std::make_unique<AtomicFile>(step.path));
   }
-  std::string line;
+  // Nothing to decide or measure per row: each output part is appended whole, by the kernel.
+  const bool whole_parts = columns == 0 && scored.empty() && steps.empty();
+  std::string_view line;
+  std::string scratch;
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
-    const auto sims = read_sims(parts.sims, columns);
-    std::ifstream rows(parts.output, std::ios::binary);
-    if (!rows) throw std::runtime_error("cannot read shard part " + parts.output.string());
-    size_t r = 0;
-    while (std::getline(rows, line)) {
-      if (columns > 0 && r + columns > sims.size())
-        throw std::runtime_error("shard part " + parts.sims.string() + " has fewer rows than " +
+    if (whole_parts && shard_rows[s] >= 0 && ends_with_newline(parts.output)) {
+      output.append_file(parts.output);
+      result.rows_out += shard_rows[s];
+    } else {
+      const auto sims = read_sims(parts.sims, columns);
+      LineReader rows(parts.output);
+      size_t r = 0;
+      while (rows.next(&line)) {
+        if (columns > 0 && r + columns > sims.size())
+          throw std::runtime_error("shard part " + parts.sims.string() + " has fewer rows than " +
+                                   parts.output.string());
+        const size_t drop = columns ? decider.first_drop(&sims[r], columns) : 0;
+        for (size_t f = 0; f < columns && f <= drop; ++f) {
+          ++result.filters[f].rows_in;
+          if (f < drop)
+            ++result.filters[f].kept;
+          else
+            ++result.filters[f].dropped;
+        }
+        // Score statistics of the operators this row reached (drop = the filter that dropped it).
+        for (size_t k = 0; k < scored.size(); ++k) {
+          const ScoredStep& step = scored[k];
+          if (drop < step.filter_index) continue;  // dropped before reaching this operator
+          if (step.is_filter) {
+            const float sim = sims[r + step.filter_index];
+            if (std::signbit(sim))
+              ++result.scores[k].bad_rows;
+            else
+              result.scores[k].add(sim);
+          } else {
+            const auto score = top_level_number(line, step.output_key);
+            if (!score || *score == 0.0)
+              ++result.scores[k].bad_rows;
+            else
+              result.scores[k].add(*score);
+          }
+        }
+        if (drop == columns) {
+          output.write(rows.with_newline(line, scratch));
+          ++result.rows_out;
+        }
+        for (size_t k = 0; k < steps.size(); ++k) {
+          if (drop < steps[k].filters_applied) continue;
+          if (steps[k].keys_to_remove.empty()) {
+            step_files[k]->write(line);
+          } else {
+            auto row = nlohmann::ordered_json::parse(line);
+            for (const auto& key : steps[k].keys_to_remove) row.erase(key);
+            step_files[k]->write(
+                row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+          }
+          step_files[k]->write("\n", 1);
+        }
+        r += columns;
+      }
+      if (r != sims.size())
+        throw std::runtime_error("shard part " + parts.sims.string() + " has more rows than " +
                                  parts.output.string());
-      const size_t drop = columns ? decider.first_drop(&sims[r], columns) : 0;
-      for (size_t f = 0; f < columns && f <= drop; ++f) {
-        ++result.filters[f].rows_in;
-        if (f < drop)
-          ++result.filters[f].kept;
-        else
-          ++result.filters[f].dropped;
-      }
-      // Score statistics of the operators this row reached (drop = the filter that dropped it).
-      for (size_t k = 0; k < scored.size(); ++k) {
-        const ScoredStep& step = scored[k];
-        if (drop < step.filter_index) continue;  // dropped before reaching this operator
-        if (step.is_filter) {
-          const float sim = sims[r + step.filter_index];
-          if (std::signbit(sim))
-            ++result.scores[k].bad_rows;
-          else
-            result.scores[k].add(sim);
-        } else {
-          const auto score = top_level_number(line, step.output_key);
-          if (!score || *score == 0.0)
-            ++result.scores[k].bad_rows;
-          else
-            result.scores[k].add(*score);
-        }
-      }
-      if (drop == columns) {
-        output.write(line);
-        output.write("\n", 1);
-        ++result.rows_out;
-      }
-      for (size_t k = 0; k < steps.size(); ++k) {
-        if (drop < steps[k].filters_applied) continue;
-        if (steps[k].keys_to_remove.empty()) {
-          step_files[k]->write(line);
-        } else {
-          auto row = nlohmann::ordered_json::parse(line);
-          for (const auto& key : steps[k].keys_to_remove) row.erase(key);
-          step_files[k]->write(
-              row.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
-        }
-        step_files[k]->write("\n", 1);
-      }
-      r += columns;
     }
-    if (r != sims.size())
-      throw std::runtime_error("shard part " + parts.sims.string() + " has more rows than " +
-                               parts.output.string());
-    std::ifstream errs(parts.errors, std::ios::binary);
-    while (errs && std::getline(errs, line)) {
-      errors.write(line);
-      errors.write("\n", 1);
-      ++result.error_records;
-      const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (record.is_object()) {
-        const auto it = record.find("reason");
-        const std::string reason =
-            it != record.end() && it->is_string() ? it->get<std::string>() : "unknown";
-        auto& examples = result.error_examples[reason];
+    if (std::filesystem::exists(parts.errors)) {
+      LineReader errs(parts.errors);
+      std::string_view record;
+      while (errs.next(&record)) {
+        errors.write(record);
+        errors.write("\n", 1);
+        ++result.error_records;
+        const auto reason = error_reason(record);
+        if (!reason) continue;
+        auto& examples = result.error_examples[*reason];
         if (!examples.is_array()) examples = nlohmann::json::array();
-        if (examples.size() < static_cast<size_t>(MergeResult::kErrorExamples))
-          examples.push_back(record);
+        if (examples.size() < static_cast<size_t>(MergeResult::kErrorExamples)) {
+          auto j = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
+          if (j.is_object()) examples.push_back(std::move(j));
+        }
       }
     }
   }

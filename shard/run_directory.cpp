@@ -92,24 +92,34 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // closing drops the flock
 }
 
-StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& identity) {
+namespace {
+
+nlohmann::json read_state(const RunDirectory& dir) {
+  try {
+    return nlohmann::json::parse(read_file(dir.state()));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("run state " + dir.state().string() + " is corrupt (" + e.what() +
+                             "); run again with --restart to start over");
+  }
+}
+
+}  // namespace
+
+StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& identity,
+                                nlohmann::json* previous_merge_settings) {
   nlohmann::json state = {{"format", "clipshard-run-state"},
                           {"version", 1},
                           {"config", identity.config},
                           {"manifests", identity.manifests},
                           {"lines_per_shard", identity.lines_per_shard},
                           {"shard_count", identity.shard_count}};
+  if (!identity.merge_settings.is_null()) state["merge_settings"] = identity.merge_settings;
   if (!std::filesystem::exists(dir.state())) {
     write_file_atomically(dir.state(), state.dump(2) + "\n");
+    if (previous_merge_settings) *previous_merge_settings = identity.merge_settings;
     return StateCheck::kNewRun;
   }
-  nlohmann::json previous;
-  try {
-    previous = nlohmann::json::parse(read_file(dir.state()));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("run state " + dir.state().string() + " is corrupt (" + e.what() +
-                             "); run again with --restart to start over");
-  }
+  const nlohmann::json previous = read_state(dir);
   const std::string hint =
       "; run the original command to resume, or add --restart to start this directory over "
       "(finished shards are discarded, embeddings.h5 is kept as a cache)";
@@ -126,31 +136,31 @@ StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& iden
     throw std::runtime_error("the input manifests changed since the run in " + dir.root().string() +
                              " started (size, line count or content)" + hint);
   }
+  if (previous_merge_settings)
+    *previous_merge_settings = previous.value("merge_settings", nlohmann::json());
   return StateCheck::kResume;
 }
 
-namespace {
-nlohmann::json read_state_file(const RunDirectory& dir) {
-  try {
-    return nlohmann::json::parse(read_file(dir.state()));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("run state " + dir.state().string() + " is corrupt (" + e.what() +
-                             "); run again with --restart to start over");
-  }
-}
-}  // namespace
-
 nlohmann::json read_resolved_state(const RunDirectory& dir) {
   if (!std::filesystem::exists(dir.state())) return nullptr;
-  return read_state_file(dir).value("resolved", nlohmann::json());
+  return read_state(dir).value("resolved", nlohmann::json());
 }
 
 void record_resolved_state(const RunDirectory& dir, const nlohmann::json& resolved) {
   if (!std::filesystem::exists(dir.state()))
     throw std::runtime_error("cannot record the resolved models: no run state " +
                              dir.state().string());
-  nlohmann::json state = read_state_file(dir);
+  nlohmann::json state = read_state(dir);
   state["resolved"] = resolved;
+  write_file_atomically(dir.state(), state.dump(2) + "\n");
+}
+
+void record_merge_settings(const RunDirectory& dir, const nlohmann::json& merge_settings) {
+  if (!std::filesystem::exists(dir.state()))
+    throw std::runtime_error("run state " + dir.state().string() + " is missing");
+  nlohmann::json state = read_state(dir);
+  if (state.value("merge_settings", nlohmann::json()) == merge_settings) return;
+  state["merge_settings"] = merge_settings;
   write_file_atomically(dir.state(), state.dump(2) + "\n");
 }
 

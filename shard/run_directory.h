@@ -65,20 +65,31 @@ class RunLock {
   int fd_ = -1;
 };
 
-// What identifies a run: the fingerprint of the config settings that change results and the
-// manifests' fingerprints (shard_plan.h).
+// What identifies a run: the fingerprint of the config settings that change what the shards
+// compute and the manifests' fingerprints (shard_plan.h). `merge_settings` (the settings that only
+// change the merge, such as a filter's threshold) is recorded beside it but may differ on a rerun.
 struct RunIdentity {
-  nlohmann::json config;     // canonical config (the settings that change results)
+  nlohmann::json config;     // canonical config (the settings that change the parts)
   nlohmann::json manifests;  // manifest_fingerprints(plan)
   int64_t lines_per_shard = 0;
   int64_t shard_count = 0;
+  nlohmann::json merge_settings;  // settings applied by the merge only (null = none)
 };
 
 enum class StateCheck { kNewRun, kResume };
 
-// Compares `identity` with root/state.json. No state: writes it, kNewRun. Same identity: kResume.
-// Different: throws std::runtime_error that says what changed and that --restart starts over.
-StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& identity);
+// Compares `identity` with root/state.json. No state: writes it, kNewRun. Same config and
+// manifests: kResume, whatever the merge settings (state.json is not rewritten). Different:
+// throws std::runtime_error that says what changed and that --restart starts over. When
+// `previous_merge_settings` is given it receives state.json's "merge_settings" on kResume (null
+// when absent) and identity.merge_settings on kNewRun.
+StateCheck check_or_write_state(const RunDirectory& dir, const RunIdentity& identity,
+                                nlohmann::json* previous_merge_settings = nullptr);
+
+// Records in root/state.json (rewritten atomically) the merge settings of the merge that has
+// just been committed, so that the next rerun knows what output.jsonl was filtered with. Throws
+// std::runtime_error when state.json is missing or corrupt.
+void record_merge_settings(const RunDirectory& dir, const nlohmann::json& merge_settings);
 
 // state.json's "resolved" record: what the run's workers resolved the config to (device type,
 // precision and weights per operator; driver/model_identity.h), which a resume must resolve to

@@ -159,13 +159,17 @@ nlohmann::json to_fingerprint_json(const OperatorSpec& spec) {
   // Only when set, so that the fingerprints of existing runs do not change.
   if (!spec.architecture.empty()) j["architecture"] = spec.architecture;
   if (!spec.precision.empty()) j["precision"] = spec.precision;
-  if (spec.is_filter()) {
-    j["threshold"] = spec.threshold;
-    j["top_fraction"] = spec.top_fraction ? nlohmann::json(*spec.top_fraction) : nlohmann::json();
-  } else {
-    j["output_key"] = spec.output_key;
-  }
+  // A filter's threshold and top_fraction are not here: they only decide, at merge time, which
+  // of the stored similarities are kept (to_merge_settings_json).
+  if (!spec.is_filter()) j["output_key"] = spec.output_key;
   return j;
+}
+
+nlohmann::json to_merge_settings_json(const OperatorSpec& spec) {
+  if (!spec.is_filter()) return nlohmann::json::object();
+  return {
+      {"threshold", spec.threshold},
+      {"top_fraction", spec.top_fraction ? nlohmann::json(*spec.top_fraction) : nlohmann::json()}};
 }
 
 }  // namespace clipshard

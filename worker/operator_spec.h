@@ -57,7 +57,12 @@ OperatorSpec parse_operator_spec(const nlohmann::json& step);
 // The parameter names accepted for an operator (for --param validation and messages).
 std::vector<std::string> operator_parameter_names(OperatorKind kind);
 
-// The settings of a spec that change results, for the run fingerprint.
+// The settings of a spec that change what a shard computes (its parts), for the run fingerprint.
 nlohmann::json to_fingerprint_json(const OperatorSpec& spec);
+
+// The settings of a spec that only change the merge's keep/drop decision over the stored
+// similarities: {"threshold", "top_fraction" (null when unset)} for a filter, {} for an
+// evaluator. Changing them on a finished run re-merges without computing anything.
+nlohmann::json to_merge_settings_json(const OperatorSpec& spec);
 
 }  // namespace clipshard

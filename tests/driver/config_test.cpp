@@ -98,8 +98,19 @@ TEST(RunConfig, FingerprintChangesWithResultSettingsOnly) {
   b.progress_interval_s = 1;
   b.decode_threads = 7;
   EXPECT_EQ(result_fingerprint(a), result_fingerprint(b));
+  EXPECT_EQ(merge_settings(a), merge_settings(b));
+  // A filter's threshold and top_fraction only change the merge: they are merge settings.
   b.pipeline[0].threshold = 0.31;
-  EXPECT_NE(result_fingerprint(a), result_fingerprint(b));
+  EXPECT_EQ(result_fingerprint(a), result_fingerprint(b));
+  EXPECT_NE(merge_settings(a), merge_settings(b));
+  auto c = a;
+  c.pipeline[0].top_fraction = 0.5;
+  EXPECT_EQ(result_fingerprint(a), result_fingerprint(c));
+  EXPECT_NE(merge_settings(a), merge_settings(c));
+  auto d = a;
+  d.pipeline[0].model_name = "other";
+  EXPECT_NE(result_fingerprint(a), result_fingerprint(d));
+  EXPECT_EQ(merge_settings(a), merge_settings(d));
 }
 
 TEST(RunConfig, PrecisionPerRunAndPerOperator) {

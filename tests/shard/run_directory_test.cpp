@@ -35,6 +35,29 @@ TEST(AtomicFile, AppearsOnlyOnCommit) {
   EXPECT_EQ(read_file(path), "abc");
 }
 
+TEST(AtomicFile, AppendFileCopiesWholeFilesBetweenWrites) {
+  testing::TempDir tmp;
+  write_file_atomically(tmp.path() / "a", "first\nsecond\n");
+  std::string big(3 << 20, 'x');  // more than one copy/read block
+  for (size_t i = 0; i < big.size(); i += 4097) big[i] = static_cast<char>('a' + i % 26);
+  write_file_atomically(tmp.path() / "big", big);
+  write_file_atomically(tmp.path() / "empty", "");
+  const auto path = tmp.path() / "out";
+  {
+    AtomicFile f(path);
+    f.write("head:");
+    EXPECT_EQ(f.append_file(tmp.path() / "a"), 13);
+    f.write("mid:");
+    EXPECT_EQ(f.append_file(tmp.path() / "empty"), 0);
+    EXPECT_EQ(f.append_file(tmp.path() / "big"), static_cast<int64_t>(big.size()));
+    f.write(":tail");
+    f.commit();
+  }
+  EXPECT_EQ(read_file(path), "head:first\nsecond\nmid:" + big + ":tail");
+  AtomicFile f(tmp.path() / "other");
+  EXPECT_THROW(f.append_file(tmp.path() / "missing"), std::runtime_error);
+}
+
 TEST(AtomicFile, UnwritableDirectoryIsAClearError) {
   try {
     AtomicFile f("/proc/clipshard-cannot-write-here/x");
@@ -59,7 +82,7 @@ TEST(RunLock, SecondHolderIsRefused) {
 TEST(RunState, ResumeAndChangeDetection) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.path() / "run");
-  RunIdentity id{{{"threshold", 0.25}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3};
+  RunIdentity id{{{"threshold", 0.25}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3, {}};
   EXPECT_EQ(check_or_write_state(dir, id), StateCheck::kNewRun);
   EXPECT_EQ(check_or_write_state(dir, id), StateCheck::kResume);
   RunIdentity changed = id;
@@ -78,6 +101,26 @@ TEST(RunState, ResumeAndChangeDetection) {
   EXPECT_EQ(check_or_write_state(dir, changed), StateCheck::kNewRun);
 }
 
+TEST(RunState, MergeSettingsMayChangeAndAreRecordedAfterTheMerge) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  RunIdentity id{
+      {{"model", "m"}}, nlohmann::json::array({{{"path", "a"}}}), 10, 3, {{"threshold", 0.25}}};
+  nlohmann::json previous;
+  EXPECT_EQ(check_or_write_state(dir, id, &previous), StateCheck::kNewRun);
+  EXPECT_EQ(previous, id.merge_settings);
+  RunIdentity rethreshold = id;
+  rethreshold.merge_settings["threshold"] = 0.4;
+  EXPECT_EQ(check_or_write_state(dir, rethreshold, &previous), StateCheck::kResume);
+  EXPECT_EQ(previous, id.merge_settings);  // state.json is not rewritten by the check
+  record_merge_settings(dir, rethreshold.merge_settings);
+  EXPECT_EQ(check_or_write_state(dir, id, &previous), StateCheck::kResume);
+  EXPECT_EQ(previous, rethreshold.merge_settings);
+  const auto state = nlohmann::json::parse(read_file(dir.state()));
+  EXPECT_EQ(state["merge_settings"], rethreshold.merge_settings);
+  EXPECT_EQ(state["config"], id.config);
+}
+
 TEST(Merge, KeepsPlanOrderAndAppliesThreshold) {
   testing::TempDir tmp;
   RunDirectory dir(tmp.path() / "run");
@@ -93,6 +136,32 @@ TEST(Merge, KeepsPlanOrderAndAppliesThreshold) {
   EXPECT_EQ(result.shard_totals["rows"], 4);
   EXPECT_EQ(result.shard_totals["errors"]["file_not_found"], 2);
   EXPECT_EQ(result.per_rank["2"]["rows"], 2);
+}
+
+TEST(Merge, WithoutFiltersWholePartsAreAppendedAndLinesKeptExactly) {
+  testing::TempDir tmp;
+  RunDirectory dir(tmp.path() / "run");
+  const std::string long_row = "{\"caption\":\"" + std::string((3 << 20) + 7, 'y') + "\"}";
+  write_shard(dir, 0, {"a", "b"}, {});
+  write_shard(dir, 1, {long_row, "c"}, {});
+  write_shard(dir, 2, {}, {});
+  // A part without its last newline (not what a worker writes) still gives whole lines.
+  write_file_atomically(dir.shard_parts(2).output, "d\ne");
+  write_file_atomically(dir.shard_parts(2).done, R"({"shard": 2, "rank": 1, "rows": 2})");
+  const std::string expected = "a\nb\n" + long_row + "\nc\nd\ne\n";
+  auto plain = merge_shards(dir, 3, {});
+  EXPECT_EQ(read_file(dir.output()), expected);
+  EXPECT_EQ(plain.rows_out, 6);
+  EXPECT_EQ(plain.error_records, 3);
+  // Row by row (a filter that keeps everything, with its sims): the same bytes.
+  RunDirectory filtered(tmp.path() / "filtered");
+  write_shard(filtered, 0, {"a", "b"}, {0.5f, 0.5f});
+  write_shard(filtered, 1, {long_row, "c"}, {0.5f, 0.5f});
+  write_shard(filtered, 2, {"d", "e"}, {0.5f, 0.5f});
+  write_file_atomically(filtered.shard_parts(2).output, "d\ne");
+  auto rows = merge_shards(filtered, 3, {{"ImageClipFilter", 0.25, std::nullopt}});
+  EXPECT_EQ(read_file(filtered.output()), expected);
+  EXPECT_EQ(rows.rows_out, 6);
 }
 
 TEST(Merge, TopFractionIsExactAndSequential) {
