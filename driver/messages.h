@@ -33,6 +33,7 @@ struct Message {
   std::string text;   // kFailed: the error message
 };
 
+// The type's name for log and error messages ("request", "assign", ...; "?" for an unknown value).
 const char* message_type_name(MessageType type);
 
 }  // namespace clipshard

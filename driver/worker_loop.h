@@ -17,7 +17,4 @@ enum class WorkerExit { kNoMoreWork, kInterrupted, kFailed };
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop);
 
-// Decodes kAssign's text (scheduler.h encode_assignment).
-ShardTask decode_assignment(const std::string& text);
-
 }  // namespace clipshard

@@ -10,22 +10,11 @@
 #include <stdexcept>
 
 #include "shard/atomic_file.h"
+#include "shard/part_format.h"
 
 namespace clipshard {
 
 namespace {
-
-// Reads one shard's sims file: `columns` float32 per object row.
-std::vector<float> read_sims(const std::filesystem::path& path, size_t columns) {
-  std::vector<float> sims;
-  if (columns == 0) return sims;
-  const std::string bytes = read_file(path);
-  if (bytes.size() % (4 * columns) != 0)
-    throw std::runtime_error("shard part " + path.string() + " has a truncated sims record");
-  sims.resize(bytes.size() / 4);
-  std::memcpy(sims.data(), bytes.data(), bytes.size());
-  return sims;
-}
 
 // Sims are in [0, 1]; for non-negative floats the bit pattern orders like the value.
 uint32_t ordered_bits(float v) {
@@ -288,7 +277,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     int64_t alive = 0;
     auto for_each_alive = [&](auto&& fn) {
       for (int64_t s = 0; s < shard_count; ++s) {
-        const auto sims = read_sims(dir.shard_parts(s).sims, columns);
+        const auto sims = read_sims_part(dir.shard_parts(s).sims, columns);
         for (size_t r = 0; r + columns <= sims.size(); r += columns) {
           if (decider.first_drop(&sims[r], f) == f) fn(ordered_bits(sims[r + f]));
         }
@@ -337,7 +326,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
   std::string line;
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
-    const auto sims = read_sims(parts.sims, columns);
+    const auto sims = read_sims_part(parts.sims, columns);
     std::ifstream rows(parts.output, std::ios::binary);
     if (!rows) throw std::runtime_error("cannot read shard part " + parts.output.string());
     size_t r = 0;

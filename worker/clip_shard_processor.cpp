@@ -14,8 +14,8 @@
 #include "shard/cache/content_key.h"
 #include "shard/cache/embedding_cache_reader.h"
 #include "shard/cache/embedding_cache_writer.h"
+#include "shard/part_format.h"
 #include "shard/row_source.h"
-#include "worker/shard_part_writer.h"
 #include "worker/thread_pool.h"
 
 namespace clipshard {

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "shard/part_format.h"
 #include "shard/row_source.h"
-#include "worker/shard_part_writer.h"
 
 namespace clipshard {
 

@@ -1,4 +1,7 @@
-#include "worker/shard_part_writer.h"
+#include "shard/part_format.h"
+
+#include <cstring>
+#include <stdexcept>
 
 namespace clipshard {
 
@@ -44,6 +47,17 @@ nlohmann::ordered_json error_record_json(const ErrorRecord& record) {
 std::string dump_row(const Json& row) {
   // replace: a caption that was valid UTF-8 on input stays so; this only guards internal strings.
   return row.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::vector<float> read_sims_part(const std::filesystem::path& path, size_t columns) {
+  std::vector<float> sims;
+  if (columns == 0) return sims;
+  const std::string bytes = read_file(path);
+  if (bytes.size() % (4 * columns) != 0)
+    throw std::runtime_error("shard part " + path.string() + " has a truncated sims record");
+  sims.resize(bytes.size() / 4);
+  std::memcpy(sims.data(), bytes.data(), bytes.size());
+  return sims;
 }
 
 }  // namespace clipshard
