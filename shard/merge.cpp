@@ -216,22 +216,6 @@ nlohmann::json ScoreStats::to_json(int display_bins, double mark) const {
   return j;
 }
 
-void add_counters(nlohmann::json& into, const nlohmann::json& from) {
-  if (!from.is_object()) return;
-  if (!into.is_object()) into = nlohmann::json::object();
-  for (auto it = from.begin(); it != from.end(); ++it) {
-    if (it.value().is_number()) {
-      if (!into.contains(it.key())) into[it.key()] = 0;
-      if (it.value().is_number_float() || into[it.key()].is_number_float())
-        into[it.key()] = into[it.key()].get<double>() + it.value().get<double>();
-      else
-        into[it.key()] = into[it.key()].get<int64_t>() + it.value().get<int64_t>();
-    } else if (it.value().is_object()) {
-      add_counters(into[it.key()], it.value());
-    }
-  }
-}
-
 MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
                          const std::vector<FilterRule>& filters,
                          const std::vector<StepOutput>& steps,
@@ -243,8 +227,6 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     if (s.is_filter && s.filter_index >= filters.size())
       throw std::invalid_argument("merge_shards: a scored filter has no sims column");
   }
-  result.shard_totals = nlohmann::json::object();
-  result.per_rank = nlohmann::json::object();
   const size_t columns = filters.size();
   KeepDecider decider{&filters, std::vector<double>(columns, std::nan(""))};
 
@@ -253,12 +235,10 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     const auto parts = dir.shard_parts(s);
     if (!std::filesystem::exists(parts.done))
       throw std::runtime_error("cannot merge: shard " + std::to_string(s) + " is not finished");
-    auto done = nlohmann::json::parse(read_file(parts.done));
-    const std::string rank = std::to_string(done.value("rank", -1));
-    done.erase("shard");
-    done.erase("rank");
-    add_counters(result.shard_totals, done);
-    add_counters(result.per_rank[rank], done);
+    int rank = -1;
+    const ShardStats stats = read_done_part(parts.done, &rank);
+    result.shard_totals.add(stats);
+    result.per_rank[rank].add(stats);
   }
 
   // Cutoffs, one filter at a time (a top_fraction is computed over the rows the earlier filters
