@@ -65,7 +65,7 @@ struct ScoreStats {
 };
 
 // Where one pipeline operator's scores are, for ScoreStats: a filter's in its sims column
-// (a bad row has sim -0.0, see worker/clip_shard_processor.cpp); an evaluator's in each output
+// (a bad row has sim -0.0, see worker/operator_spec.h); an evaluator's in each output
 // row under `output_key` (a bad row has exactly 0.0, which a real score reaches only for
 // cos = -1).
 struct ScoredStep {

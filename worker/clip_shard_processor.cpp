@@ -398,15 +398,11 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
                                  task.kind == InputKind::kTar, row.sample});
         stats.count_error(std::string(row_error_name(ro.status.code)));
       }
+      // Score scales and the bad-row marks: worker/operator_spec.h.
       if (op.is_filter()) {
-        // A bad row's sim is -0.0: it compares like 0 in every threshold and top_fraction, and
-        // its sign bit lets the merge leave it out of the score distribution; "+ 0.0f" makes a
-        // real score of -0.0 (clamped from -0.0) a plain 0.
-        sims.push_back(ro.status.ok() ? std::clamp(cosine, 0.0f, 1.0f) + 0.0f : -0.0f);
+        sims.push_back(ro.status.ok() ? filter_similarity(cosine) : kBadRowSimilarity);
       } else {
-        const double score =
-            ro.status.ok() ? std::clamp((static_cast<double>(cosine) + 1.0) / 2.0, 0.0, 1.0) : 0.0;
-        row.object[op.output_key] = score;
+        row.object[op.output_key] = ro.status.ok() ? evaluator_score(cosine) : kBadRowScore;
       }
     }
     if (row_failed) ++stats.error_rows;
