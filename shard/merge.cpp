@@ -95,7 +95,7 @@ size_t skip_value(std::string_view s, size_t i) {
 
 std::optional<double> top_level_number(std::string_view line, const std::string& key) {
   // A scan of the top level rather than a full parse: the merge reads every output row, and a
-  // parse costs ~6 us a row (10 min per 100M rows) where this costs a fraction of it.
+  // full parse of each costs several times the whole merge (docs/PERFORMANCE.md, "Merge").
   auto full_parse = [&]() -> std::optional<double> {
     const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!row.is_object()) return std::nullopt;
