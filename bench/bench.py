@@ -518,7 +518,9 @@ def run_clipshard(clipshard, manifest, model, family, run_dir, device, extra, lo
     key = "longclip_score" if family == "longclip" else "clip_score"
     scores = [json.loads(line)[key] for line in open(os.path.join(run_dir, "output.jsonl"))]
     total = ws.get("total", 0.0)
-    split = {k: ws.get(k, 0.0) for k in ("model", "decode_wait", "decode_cpu", "total")}
+    # Every worker_seconds key is written by the shard statistics (shard/shard_stats.h): a missing
+    # one is a bug to see, not a 0.
+    split = {k: ws[k] for k in ("model", "decode_wait", "decode_cpu", "total")}
     split["other"] = max(0.0, total - split["model"] - split["decode_wait"])
     # Process start, model loading, planning, merge and summary: the wall time outside the worker.
     split["outside_worker"] = max(0.0, wall - total)

@@ -19,7 +19,7 @@
 #include "shard/atomic_file.h"
 #include "shard/input_expansion.h"
 #include "shard/shard_plan.h"
-#include "worker/shard_part_writer.h"
+#include "shard/part_format.h"
 
 namespace {
 
@@ -87,13 +87,12 @@ void fabricate_finished_run(const RunConfig& config) {
       }
       writer.add_row(line, {sim});
     }
-    writer.commit({{"lines", shard.line_count},
-                   {"rows", shard.line_count},
-                   {"blank_lines", 0},
-                   {"error_lines", 0},
-                   {"error_rows", bad},
-                   {"errors", {{"file_not_found", bad}}}},
-                  1);
+    ShardStats stats;
+    stats.lines = shard.line_count;
+    stats.rows = shard.line_count;
+    stats.error_rows = bad;
+    stats.errors["file_not_found"] = bad;
+    writer.commit(stats, 1);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "shard/atomic_file.h"
 #include "shard/cache/embedding_cache_merge.h"
 #include "shard/merge.h"
+#include "shard/part_format.h"
 #include "shard/run_directory.h"
 #include "shard/webdataset_output.h"
 
@@ -326,7 +327,8 @@ nlohmann::json run_status(const std::string& run_dir) {
   for (int64_t s = 0; s < total; ++s) {
     if (!dir.shard_done(s)) continue;
     ++done;
-    rows += nlohmann::json::parse(read_file(dir.shard_parts(s).done)).value("rows", int64_t{0});
+    int rank = -1;
+    rows += read_done_part(dir.shard_parts(s).done, &rank).rows;
   }
   status["shards_total"] = total;
   status["shards_done"] = done;

@@ -43,6 +43,7 @@ struct Message {
   std::string text;   // kFailed: the error message; kReady: the models (JSON); kAssign: the task
 };
 
+// The type's name for log and error messages ("request", "assign", ...; "?" for an unknown value).
 const char* message_type_name(MessageType type);
 
 }  // namespace clipshard

@@ -16,12 +16,19 @@ namespace {
 
 constexpr int kTag = 17;
 
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
+// MPI's text for an error code (the code itself when MPI_Error_string fails too).
+std::string error_text(int rc) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw std::runtime_error(std::string("MPI error in ") + what + ": " + std::string(text, len));
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS)
+    return "MPI error code " + std::to_string(rc);
+  return std::string(text, static_cast<size_t>(len));
+}
+
+// Every MPI return code goes through here: broken infrastructure, so std::runtime_error.
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  throw std::runtime_error(std::string("MPI error in ") + what + ": " + error_text(rc));
 }
 
 std::vector<char> pack(const Message& m) {
@@ -103,21 +110,34 @@ std::string mpi_library_version() {
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  // Until this call an MPI error aborts the job inside the library, without our message.
+  check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
   check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
   MPI_Comm node;
   check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
         "MPI_Comm_split_type");
-  MPI_Comm_rank(node, &local_rank_);
-  MPI_Comm_size(node, &local_size_);
-  MPI_Comm_free(&node);
+  // Freed on every path, including a failed rank/size query below.
+  struct FreeComm {
+    MPI_Comm* comm;
+    ~FreeComm() { MPI_Comm_free(comm); }
+  } free_node{&node};
+  check(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank (node)");
+  check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size (node)");
 }
 
-MpiSession::~MpiSession() { MPI_Finalize(); }
+MpiSession::~MpiSession() {
+  // A destructor cannot throw: a failed finalize is reported and the process ends as it would.
+  const int rc = MPI_Finalize();
+  if (rc != MPI_SUCCESS) {
+    std::cerr << "clipshard[rank " << rank_ << "]: MPI_Finalize failed: " << error_text(rc)
+              << std::endl;
+  }
+}
 
 void MpiSession::abort(const std::string& message, int code) const {
   std::cerr << "clipshard[rank " << rank_ << "]: " << message << std::endl;
+  // MPI_Abort does not return when it works; its return code is moot, _Exit covers a failure.
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
 }

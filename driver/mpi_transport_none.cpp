@@ -7,6 +7,7 @@
 #include <string>
 
 #include "driver/mpi_transport.h"
+#include "shard/check.h"
 
 namespace clipshard {
 
@@ -32,7 +33,7 @@ void MpiSession::abort(const std::string& message, int code) const {
 
 std::unique_ptr<Transport> make_mpi_transport(const MpiSession&) {
   // run_job_mpi() asks for a transport only with more than one rank, which the constructor refused.
-  throw std::logic_error("make_mpi_transport: this clipshard was built without MPI");
+  CLIPSHARD_CHECK(false, "make_mpi_transport: this clipshard was built without MPI");
 }
 
 }  // namespace clipshard

@@ -8,7 +8,7 @@
 #include <iostream>
 #include <set>
 
-#include "worker/shard_processor.h"
+#include "shard/shard_task.h"
 
 namespace clipshard {
 
@@ -51,21 +51,6 @@ void Timeline::add(double seconds_since_start, int64_t count) {
   }
   if (lines.size() <= index) lines.resize(index + 1, 0);
   lines[index] += count;
-}
-
-std::string encode_assignment(const ShardPlan& plan, int64_t shard_id) {
-  const ShardTask t = make_shard_task(plan, shard_id);
-  return nlohmann::json{{"id", t.shard.id},
-                        {"manifest_index", t.shard.manifest},
-                        {"manifest", t.manifest},
-                        {"first_line", t.shard.first_line},
-                        {"line_count", t.shard.line_count},
-                        {"byte_begin", t.shard.byte_begin},
-                        {"byte_end", t.shard.byte_end},
-                        {"global_base", t.global_base},
-                        {"tar", t.kind == InputKind::kTar},
-                        {"url", t.url}}
-      .dump();
 }
 
 ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
@@ -148,7 +133,8 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
           const int64_t id = queue.front();
           queue.pop_front();
           busy[from] = {id, 0, now, now};
-          transport.send(from, {MessageType::kAssign, 0, id, 0, encode_assignment(plan, id)});
+          transport.send(
+              from, {MessageType::kAssign, 0, id, 0, encode_shard_task(make_shard_task(plan, id))});
         }
         break;
       }

@@ -68,7 +68,4 @@ ScheduleResult run_scheduler(Transport& transport, const ShardPlan& plan,
                              const std::vector<int64_t>& todo, const std::vector<int>& workers,
                              const SchedulerOptions& options, const std::atomic<bool>& stop);
 
-// Serializes a shard assignment (kAssign's text) and back.
-std::string encode_assignment(const ShardPlan& plan, int64_t shard_id);
-
 }  // namespace clipshard

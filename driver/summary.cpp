@@ -74,7 +74,11 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
   const double merge_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  const auto& totals = merged.shard_totals;
+  const ShardStats& totals = merged.shard_totals;
+  const nlohmann::json totals_json = shard_stats_to_json(totals);
+  nlohmann::json ranks = nlohmann::json::object();
+  for (const auto& [rank, stats] : merged.per_rank)
+    ranks[std::to_string(rank)] = shard_stats_to_json(stats);
   nlohmann::json operators = nlohmann::json::array();
   size_t filter_index = 0;
   for (size_t n = 0; n < config.pipeline.size(); ++n) {
@@ -106,16 +110,16 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
       {"run_dir", dir.root().string()},
       {"inputs", manifest_fingerprints(plan)},
       {"lines", plan.total_lines()},
-      {"rows_in", totals.value("rows", int64_t{0})},
+      {"rows_in", totals.rows},
       {"rows_out", merged.rows_out},
-      {"blank_lines", totals.value("blank_lines", int64_t{0})},
-      {"error_lines", totals.value("error_lines", int64_t{0})},
-      {"error_rows", totals.value("error_rows", int64_t{0})},
+      {"blank_lines", totals.blank_lines},
+      {"error_lines", totals.error_lines},
+      {"error_rows", totals.error_rows},
       {"error_records", merged.error_records},
-      {"errors_by_reason", totals.value("errors", nlohmann::json::object())},
-      {"captions_truncated", totals.value("captions_truncated", int64_t{0})},
+      {"errors_by_reason", totals_json["errors"]},
+      {"captions_truncated", totals.captions_truncated},
       {"operators", operators},
-      {"embeddings", totals.value("embeddings", nlohmann::json::object())},
+      {"embeddings", totals_json["embeddings"]},
       {"embedding_cache",
        {{"enabled", config.embedding_cache.enabled},
         {"lossy_fp16", config.embedding_cache.lossy_fp16},
@@ -129,8 +133,8 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
        {{"this_run_seconds", schedule.seconds},
         {"lines_per_second_this_run", schedule.seconds > 0 ? lines_done / schedule.seconds : 0.0},
         {"merge_seconds", merge_seconds},
-        {"worker_seconds", totals.value("seconds", nlohmann::json::object())}}},
-      {"ranks", merged.per_rank},
+        {"worker_seconds", totals_json["seconds"]}}},
+      {"ranks", ranks},
       {"ranks_this_run", ranks_this_run(schedule)},
       {"timeline",
        {{"interval_s", schedule.timeline.interval_s}, {"lines", schedule.timeline.lines}}},

@@ -1,27 +1,10 @@
 #include "driver/worker_loop.h"
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 
 #include "driver/model_identity.h"
 
 namespace clipshard {
-
-ShardTask decode_assignment(const std::string& text) {
-  const auto j = nlohmann::json::parse(text);
-  ShardTask t;
-  t.shard.id = j.at("id");
-  t.shard.manifest = j.at("manifest_index");
-  t.shard.first_line = j.at("first_line");
-  t.shard.line_count = j.at("line_count");
-  t.shard.byte_begin = j.at("byte_begin");
-  t.shard.byte_end = j.at("byte_end");
-  t.manifest = j.at("manifest");
-  t.global_base = j.at("global_base");
-  t.kind = j.at("tar").get<bool>() ? InputKind::kTar : InputKind::kManifest;
-  t.url = j.at("url");
-  return t;
-}
 
 WorkerExit run_worker_loop(Transport& transport, int driver_rank, ShardProcessor& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop) {
@@ -68,7 +51,7 @@ WorkerExit run_worker_loop(Transport& transport, int driver_rank,
     ShardOutcome outcome;
     try {
       outcome =
-          ready->process(decode_assignment(reply->text), dir, transport.rank(), stop, progress);
+          ready->process(decode_shard_task(reply->text), dir, transport.rank(), stop, progress);
     } catch (const std::exception& e) {
       transport.send(driver_rank, {MessageType::kFailed, 0, shard, 0, e.what()});
       return WorkerExit::kFailed;

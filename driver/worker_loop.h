@@ -27,7 +27,4 @@ WorkerExit run_worker_loop(Transport& transport, int driver_rank,
                            const std::function<ShardProcessor&()>& processor,
                            const RunDirectory& dir, const std::atomic<bool>& stop);
 
-// Decodes kAssign's text (scheduler.h encode_assignment).
-ShardTask decode_assignment(const std::string& text);
-
 }  // namespace clipshard

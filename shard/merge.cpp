@@ -14,22 +14,11 @@
 #include <stdexcept>
 
 #include "shard/atomic_file.h"
+#include "shard/part_format.h"
 
 namespace clipshard {
 
 namespace {
-
-// Reads one shard's sims file: `columns` float32 per object row.
-std::vector<float> read_sims(const std::filesystem::path& path, size_t columns) {
-  std::vector<float> sims;
-  if (columns == 0) return sims;
-  const std::string bytes = read_file(path);
-  if (bytes.size() % (4 * columns) != 0)
-    throw std::runtime_error("shard part " + path.string() + " has a truncated sims record");
-  sims.resize(bytes.size() / 4);
-  std::memcpy(sims.data(), bytes.data(), bytes.size());
-  return sims;
-}
 
 // A file's lines, read in large blocks (no per-line allocation or stream overhead: the merge
 // reads every row of the run). A last line without "\n" is a line too. Memory: one block, or the
@@ -205,8 +194,8 @@ enum class TopLevelScan {
   kNeedParse,  // keys with escapes or other forms the scan does not judge: parse the line
 };
 
-// A scan of the top level rather than a full parse: the merge reads every output row, and a
-// parse costs ~6 us a row (10 min per 100M rows) where this costs a fraction of it.
+// A scan of the top level rather than a full parse: the merge reads every output row, and a full
+// parse of each costs several times the whole merge (docs/PERFORMANCE.md, "Merge").
 TopLevelScan scan_top_level(std::string_view line, std::string_view key, std::string_view* token) {
   size_t i = skip_space(line, 0);
   if (i >= line.size() || line[i] != '{') return TopLevelScan::kMalformed;
@@ -355,22 +344,6 @@ nlohmann::json ScoreStats::to_json(int display_bins, double mark) const {
   return j;
 }
 
-void add_counters(nlohmann::json& into, const nlohmann::json& from) {
-  if (!from.is_object()) return;
-  if (!into.is_object()) into = nlohmann::json::object();
-  for (auto it = from.begin(); it != from.end(); ++it) {
-    if (it.value().is_number()) {
-      if (!into.contains(it.key())) into[it.key()] = 0;
-      if (it.value().is_number_float() || into[it.key()].is_number_float())
-        into[it.key()] = into[it.key()].get<double>() + it.value().get<double>();
-      else
-        into[it.key()] = into[it.key()].get<int64_t>() + it.value().get<int64_t>();
-    } else if (it.value().is_object()) {
-      add_counters(into[it.key()], it.value());
-    }
-  }
-}
-
 MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
                          const std::vector<FilterRule>& filters,
                          const std::vector<StepOutput>& steps,
@@ -382,8 +355,6 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     if (s.is_filter && s.filter_index >= filters.size())
       throw std::invalid_argument("merge_shards: a scored filter has no sims column");
   }
-  result.shard_totals = nlohmann::json::object();
-  result.per_rank = nlohmann::json::object();
   const size_t columns = filters.size();
   KeepDecider decider{&filters, std::vector<double>(columns, std::nan(""))};
 
@@ -393,14 +364,11 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     const auto parts = dir.shard_parts(s);
     if (!std::filesystem::exists(parts.done))
       throw std::runtime_error("cannot merge: shard " + std::to_string(s) + " is not finished");
-    auto done = nlohmann::json::parse(read_file(parts.done));
-    if (const auto it = done.find("rows"); it != done.end() && it->is_number_integer())
-      shard_rows[s] = it->get<int64_t>();
-    const std::string rank = std::to_string(done.value("rank", -1));
-    done.erase("shard");
-    done.erase("rank");
-    add_counters(result.shard_totals, done);
-    add_counters(result.per_rank[rank], done);
+    int rank = -1;
+    const ShardStats stats = read_done_part(parts.done, &rank);
+    shard_rows[s] = stats.rows;
+    result.shard_totals.add(stats);
+    result.per_rank[rank].add(stats);
   }
 
   // Cutoffs, one filter at a time (a top_fraction is computed over the rows the earlier filters
@@ -419,7 +387,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     int64_t alive = 0;
     auto for_each_alive = [&](auto&& fn) {
       for (int64_t s = 0; s < shard_count; ++s) {
-        const auto sims = read_sims(dir.shard_parts(s).sims, columns);
+        const auto sims = read_sims_part(dir.shard_parts(s).sims, columns);
         for (size_t r = 0; r + columns <= sims.size(); r += columns) {
           if (decider.first_drop(&sims[r], f) == f) fn(ordered_bits(sims[r + f]));
         }
@@ -475,7 +443,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       output.append_file(parts.output);
       result.rows_out += shard_rows[s];
     } else {
-      const auto sims = read_sims(parts.sims, columns);
+      const auto sims = read_sims_part(parts.sims, columns);
       LineReader rows(parts.output);
       size_t r = 0;
       while (rows.next(&line)) {

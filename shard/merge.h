@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "shard/run_directory.h"
+#include "shard/shard_stats.h"
 
 namespace clipshard {
 
@@ -63,7 +65,7 @@ struct ScoreStats {
 };
 
 // Where one pipeline operator's scores are, for ScoreStats: a filter's in its sims column
-// (a bad row has sim -0.0, see worker/clip_shard_processor.cpp); an evaluator's in each output
+// (a bad row has sim -0.0, see worker/operator_spec.h); an evaluator's in each output
 // row under `output_key` (a bad row has exactly 0.0, which a real score reaches only for
 // cos = -1).
 struct ScoredStep {
@@ -84,8 +86,8 @@ struct MergeResult {
   int64_t rows_out = 0;
   int64_t error_records = 0;
   std::vector<FilterOutcome> filters;
-  nlohmann::json shard_totals;     // sum of the numeric fields of every shard's done file
-  nlohmann::json per_rank;         // rank -> sums of that rank's shards
+  ShardStats shard_totals;             // sum of every shard's statistics (its done file)
+  std::map<int, ShardStats> per_rank;  // rank -> sums of that rank's shards
   std::vector<ScoreStats> scores;  // one per ScoredStep given to merge_shards
   // reason -> up to kErrorExamples error records (first in input order), for the report.
   nlohmann::json error_examples;
@@ -103,8 +105,5 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
 // object, the key is absent or its value is not a number), without parsing the whole row. Agrees
 // with nlohmann::json (keys compared after unescaping, the last duplicate wins).
 std::optional<double> top_level_number(std::string_view line, const std::string& key);
-
-// Adds the numbers of `from` into `into`, recursing into objects (missing keys are created).
-void add_counters(nlohmann::json& into, const nlohmann::json& from);
 
 }  // namespace clipshard

@@ -15,8 +15,8 @@
 #include "shard/cache/embedding_cache_reader.h"
 #include "shard/cache/embedding_cache_writer.h"
 #include "shard/row_keys.h"
+#include "shard/part_format.h"
 #include "shard/row_source.h"
-#include "worker/shard_part_writer.h"
 #include "worker/thread_pool.h"
 
 namespace clipshard {
@@ -84,10 +84,6 @@ CacheTable image_table(const ModelBank& models, const ImageSpace& space) {
 CacheTable text_table(const ModelBank& models, const TextSpace& space) {
   return {models.model_id(space.model), "text",
           space.pipeline + models.cache_numerics_suffix(space.model)};
-}
-
-void increment(nlohmann::json& counters, const std::string& key, int64_t by = 1) {
-  counters[key] = counters.value(key, int64_t{0}) + by;
 }
 
 }  // namespace
@@ -174,9 +170,11 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   const int batch_size = std::max(1, m.options.batch_size);
   const bool pinned = models.uses_cuda();
   const auto start = Clock::now();
-  // decode_cpu: summed over the decode threads (overlaps inference); decode_wait: time inference
-  // waited for decoding; model: time in the towers; total - model - decode_wait = everything else.
-  double decode_seconds = 0.0, decode_wait_seconds = 0.0, model_seconds = 0.0;
+  // The shard's statistics (shard/shard_stats.h), its done file. Timings: decode_cpu is summed
+  // over the decode threads (it overlaps inference); decode_wait is the time inference waited for
+  // decoding; model the time in the towers; total - model - decode_wait = everything else.
+  ShardStats stats;
+  stats.lines = shard.line_count;
 
   const std::string& manifest = task.manifest;
   const std::filesystem::path manifest_dir = std::filesystem::path(manifest).parent_path();
@@ -184,13 +182,6 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
 
   ShardPartWriter writer(dir, shard.id);
   std::vector<ErrorRecord> error_records;  // written in line order at the end
-  nlohmann::json errors = nlohmann::json::object();
-  nlohmann::json stats = {{"lines", shard.line_count},
-                          {"rows", 0},
-                          {"blank_lines", 0},
-                          {"error_lines", 0},
-                          {"error_rows", 0}};
-  int64_t truncated = 0;
 
   // 1. Lines -> rows -> per operator: image file and token sequence (deduplicated).
   std::vector<Row> rows;
@@ -208,14 +199,14 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
                                  "during the run?)");
       ParsedLine& parsed = line.parsed;
       if (parsed.kind == LineKind::kBlank) {
-        increment(stats, "blank_lines");
+        ++stats.blank_lines;
         continue;
       }
       if (parsed.kind == LineKind::kBroken) {
         error_records.push_back(
             {manifest, line.line, parsed.status, "", "", line.from_tar, line.sample});
-        increment(errors, std::string(row_error_name(parsed.status.code)));
-        increment(stats, "error_lines");
+        stats.count_error(std::string(row_error_name(parsed.status.code)));
+        ++stats.error_lines;
         continue;
       }
       Row row;
@@ -265,7 +256,7 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         ro.image = it->second;
         const int ts = models.text_space_of(o);
         TokenizedText tokens = models.tokenize(ts, caption);
-        if (tokens.truncated) ++truncated;
+        if (tokens.truncated) ++stats.captions_truncated;
         ContentKey key = content_key(tokens.ids.data(), tokens.ids.size() * sizeof(int32_t));
         ContentKey slot = key;
         slot.hi ^= static_cast<uint64_t>(ts + 1) * 0x9E3779B97F4A7C15ull;
@@ -296,7 +287,6 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
       });
     }
   };
-  int64_t image_computed = 0, image_reused = 0;
   for (int w = 0; w < waves; ++w) {
     while (submitted < waves && submitted <= w + m.options.prefetch_batches)
       submit_wave(submitted++);
@@ -306,16 +296,16 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     for (size_t f = begin; f < end; ++f) {
       const auto wait_start = Clock::now();
       decoded.push_back(pending[f].get());
-      decode_wait_seconds += seconds_since(wait_start);
+      stats.seconds.decode_wait += seconds_since(wait_start);
       Decoded& d = decoded.back();
-      decode_seconds += d.seconds;
+      stats.seconds.decode_cpu += d.seconds;
       files[f].status = d.status;
       files[f].key = d.key;
       for (size_t s = 0; s < image_spaces.size(); ++s) {
         if (!d.cached[s].empty()) {
           files[f].emb[s] = std::move(d.cached[s]);
           files[f].reused[s] = 1;
-          ++image_reused;
+          ++stats.embeddings.image_reused;
         }
       }
     }
@@ -336,13 +326,13 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
       }
       const auto t = Clock::now();
       at::Tensor emb = models.encode_images(static_cast<int>(s), input).contiguous();
-      model_seconds += seconds_since(t);
+      stats.seconds.model += seconds_since(t);
       const int64_t dim = emb.size(1);
       for (size_t b = 0; b < batch.size(); ++b) {
         const float* p = emb[b].data_ptr<float>();
         files[batch[b]].emb[s].assign(p, p + dim);
       }
-      image_computed += static_cast<int64_t>(batch.size());
+      stats.embeddings.image_computed += static_cast<int64_t>(batch.size());
     }
     if (stop.load()) return ShardOutcome::kInterrupted;
     if (progress) progress(shard.line_count * (w + 1) / (waves + 1));
@@ -352,7 +342,6 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
   for (const Row& row : rows)
     for (const RowOp& ro : row.ops)
       if (ro.image >= 0 && files[ro.image].status.ok()) texts[ro.text].needed = true;
-  int64_t text_computed = 0, text_reused = 0;
   for (size_t ts = 0; ts < text_spaces.size(); ++ts) {
     const CacheTable table = text_table(models, text_spaces[ts]);
     std::vector<size_t> todo;
@@ -360,7 +349,7 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
       if (texts[t].space != static_cast<int>(ts) || !texts[t].needed) continue;
       if (m.lookup(table, texts[t].key, &texts[t].emb)) {
         texts[t].reused = true;
-        ++text_reused;
+        ++stats.embeddings.text_reused;
       } else {
         todo.push_back(t);
       }
@@ -383,13 +372,13 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
       }
       const auto t = Clock::now();
       at::Tensor emb = models.encode_texts(static_cast<int>(ts), ids).contiguous();
-      model_seconds += seconds_since(t);
+      stats.seconds.model += seconds_since(t);
       const int64_t dim = emb.size(1);
       for (size_t b = b0; b < b1; ++b) {
         const float* p = emb[b - b0].data_ptr<float>();
         texts[todo[b]].emb.assign(p, p + dim);
       }
-      text_computed += static_cast<int64_t>(b1 - b0);
+      stats.embeddings.text_computed += static_cast<int64_t>(b1 - b0);
       if (stop.load()) return ShardOutcome::kInterrupted;
     }
   }
@@ -432,24 +421,20 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
         row_failed = true;
         error_records.push_back({manifest, row.line, ro.status, operator_name(op.kind), ro.key,
                                  task.kind == InputKind::kTar, row.sample});
-        increment(errors, std::string(row_error_name(ro.status.code)));
+        stats.count_error(std::string(row_error_name(ro.status.code)));
       }
+      // Score scales and the bad-row marks: worker/operator_spec.h.
       if (op.is_filter()) {
-        // A bad row's sim is -0.0: it compares like 0 in every threshold and top_fraction, and
-        // its sign bit lets the merge leave it out of the score distribution; "+ 0.0f" makes a
-        // real score of -0.0 (clamped from -0.0) a plain 0.
-        sims.push_back(ro.status.ok() ? std::clamp(cosine, 0.0f, 1.0f) + 0.0f : -0.0f);
+        sims.push_back(ro.status.ok() ? filter_similarity(cosine) : kBadRowSimilarity);
       } else {
-        const double score =
-            ro.status.ok() ? std::clamp((static_cast<double>(cosine) + 1.0) / 2.0, 0.0, 1.0) : 0.0;
-        row.object[op.output_key] = score;
+        row.object[op.output_key] = ro.status.ok() ? evaluator_score(cosine) : kBadRowScore;
       }
     }
-    if (row_failed) increment(stats, "error_rows");
+    if (row_failed) ++stats.error_rows;
     writer.add_row(dump_row(row.object), sims);
     if (row_keys) row_keys->add_row(keys_of_row);
   }
-  stats["rows"] = static_cast<int64_t>(rows.size());
+  stats.rows = static_cast<int64_t>(rows.size());
   std::stable_sort(error_records.begin(), error_records.end(),
                    [](const ErrorRecord& a, const ErrorRecord& b) { return a.line < b.line; });
   for (const ErrorRecord& e : error_records) writer.add_error(e);
@@ -475,15 +460,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     cache.commit();
     row_keys->commit();
   }
-  stats["errors"] = errors;
-  stats["captions_truncated"] = truncated;
-  stats["images"] = {{"distinct", static_cast<int64_t>(files.size())}};
-  stats["embeddings"] = {{"image_computed", image_computed},
-                         {"image_reused", image_reused},
-                         {"text_computed", text_computed},
-                         {"text_reused", text_reused}};
-  stats["seconds"] = {
-      {"decode_cpu", decode_seconds}, {"model", model_seconds}, {"total", seconds_since(start)}};
+  stats.images_distinct = static_cast<int64_t>(files.size());
+  stats.seconds.total = seconds_since(start);
   writer.commit(stats, rank);
   if (progress) progress(shard.line_count);
   return ShardOutcome::kFinished;

@@ -1,29 +1,11 @@
 #include "worker/image_source.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cctype>
-#include <cerrno>
-#include <cstring>
-
+#include "shard/image_file.h"
 #include "shard/tar_reader.h"
 
 namespace clipshard {
 
 namespace {
-
-bool looks_remote(const std::string& raw) {
-  const auto colon = raw.find("://");
-  if (colon == std::string::npos || colon == 0) return false;
-  for (size_t i = 0; i < colon; ++i) {
-    const char c = raw[i];
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.'))
-      return false;
-  }
-  return true;
-}
 
 bool is_within(const std::filesystem::path& root, const std::filesystem::path& p) {
   auto r = root.begin();
@@ -43,7 +25,7 @@ std::string ImageRef::identity() const {
 
 RowStatus read_image_bytes(const ImageRef& ref, const ImageSourceOptions& options,
                            std::vector<uint8_t>* bytes) {
-  if (!ref.in_tar()) return read_image_bytes(ref.path, options, bytes);
+  if (!ref.in_tar()) return read_image_file(ref.path, bytes, options.max_file_bytes);
   return read_tar_member(ref.path, ref.offset, ref.size, options.max_file_bytes, bytes);
 }
 
@@ -89,7 +71,7 @@ RowStatus find_tar_image(const Json& row, const std::string& key, const std::fil
 RowStatus resolve_image_path(const std::string& raw, const std::filesystem::path& manifest_dir,
                              const ImageSourceOptions& options, std::filesystem::path* resolved) {
   if (raw.empty()) return RowStatus::Error(RowError::kFileNotFound, "empty image path");
-  if (looks_remote(raw))
+  if (is_remote_path(raw))
     return RowStatus::Error(RowError::kRemotePath,
                             "remote paths are not supported (" + raw.substr(0, raw.find("://")) +
                                 "://); download the images and point the manifest at local files");
@@ -108,59 +90,6 @@ RowStatus resolve_image_path(const std::string& raw, const std::filesystem::path
     return RowStatus::Ok();
   }
   *resolved = p.is_absolute() ? p : (base / p).lexically_normal();
-  return RowStatus::Ok();
-}
-
-RowStatus read_image_bytes(const std::filesystem::path& path, const ImageSourceOptions& options,
-                           std::vector<uint8_t>* bytes) {
-  bytes->clear();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR)
-      return RowStatus::Error(RowError::kFileNotFound, "no such file: " + path.string());
-    return RowStatus::Error(RowError::kUnreadableFile,
-                            "cannot open " + path.string() + ": " + std::strerror(err));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return RowStatus::Error(RowError::kUnreadableFile, "cannot stat " + path.string());
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return RowStatus::Error(RowError::kIsDirectory, path.string() + " is a directory");
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return RowStatus::Error(RowError::kUnreadableFile, path.string() + " is not a regular file");
-  }
-  if (st.st_size == 0) {
-    ::close(fd);
-    return RowStatus::Error(RowError::kEmptyFile, path.string() + " is empty (0 bytes)");
-  }
-  if (st.st_size > options.max_file_bytes) {
-    ::close(fd);
-    return RowStatus::Error(RowError::kUnreadableFile, path.string() +
-                                                           " is larger than max_file_bytes (" +
-                                                           std::to_string(st.st_size) + " bytes)");
-  }
-  bytes->resize(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes->size()) {
-    const ssize_t n = ::read(fd, bytes->data() + done, bytes->size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      bytes->clear();
-      return RowStatus::Error(RowError::kUnreadableFile,
-                              "read error on " + path.string() + ": " +
-                                  (n == 0 ? "file shrank while reading" : std::strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
   return RowStatus::Ok();
 }
 

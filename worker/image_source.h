@@ -1,7 +1,8 @@
 // Where a row's image comes from: a loose file (the manifest's path resolved against the image root
 // or the manifest's directory, refusing remote and escaping paths) or a member of a WebDataset tar
 // (read in place at its offset), and reading the bytes with a per-row error for every way an image
-// can be unusable. Both kinds go through read_image_bytes, so they fail with the same codes.
+// can be unusable. Both kinds go through read_image_bytes, so they fail with the same codes; a file
+// is read by shard/image_file.h's read_image_file, the one reader of image files.
 #pragma once
 
 #include <cstdint>
@@ -30,18 +31,17 @@ struct ImageRef {
   std::string identity() const;
 };
 
-// Resolves `raw` (the manifest value) for a manifest in `manifest_dir`. kRemotePath for URLs,
-// kPathOutsideRoot when enforcement is on and the path escapes the root (after resolving "..";
-// symlinks inside the root are followed by the OS and not checked), kFileNotFound for "".
+// Resolves `raw` (the manifest value) for a manifest in `manifest_dir`. kRemotePath for URLs
+// (shard/image_file.h: is_remote_path), kPathOutsideRoot when enforcement is on and the path
+// escapes the root (after resolving ".."; symlinks inside the root are followed by the OS and not
+// checked), kFileNotFound for "".
 RowStatus resolve_image_path(const std::string& raw, const std::filesystem::path& manifest_dir,
                              const ImageSourceOptions& options, std::filesystem::path* resolved);
 
-// Reads a whole image file: kFileNotFound, kIsDirectory, kEmptyFile, kUnreadableFile (permissions,
-// I/O error, or larger than max_file_bytes).
-RowStatus read_image_bytes(const std::filesystem::path& path, const ImageSourceOptions& options,
-                           std::vector<uint8_t>* bytes);
-// Reads a file or a tar member: a member fails like a file (kEmptyFile for 0 bytes,
-// kUnreadableFile over max_file_bytes), plus kTruncatedTar when the tar ends inside it.
+// Reads a file (read_image_file: kFileNotFound, kIsDirectory, kEmptyFile, kUnreadableFile for
+// permissions, I/O errors, what is not a regular file and files over max_file_bytes) or a tar
+// member, which fails like a file (kEmptyFile for 0 bytes, kUnreadableFile over max_file_bytes),
+// plus kTruncatedTar when the tar ends inside it.
 RowStatus read_image_bytes(const ImageRef& ref, const ImageSourceOptions& options,
                            std::vector<uint8_t>* bytes);
 

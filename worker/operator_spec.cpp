@@ -6,6 +6,15 @@
 
 namespace clipshard {
 
+double evaluator_score(float cosine) {
+  return std::clamp((static_cast<double>(cosine) + 1.0) / 2.0, 0.0, 1.0);
+}
+
+float filter_similarity(float cosine) {
+  // "+ 0.0f" turns a -0.0 (clamp returns its argument when cos is -0.0) into +0.0.
+  return std::clamp(cosine, 0.0f, 1.0f) + 0.0f;
+}
+
 const char* operator_name(OperatorKind kind) {
   switch (kind) {
     case OperatorKind::kClipEvaluator:

@@ -65,4 +65,18 @@ nlohmann::json to_fingerprint_json(const OperatorSpec& spec);
 // evaluator. Changing them on a finished run re-merges without computing anything.
 nlohmann::json to_merge_settings_json(const OperatorSpec& spec);
 
+// Score scales: how the cosine of the normalised image and text embeddings (float32) becomes what
+// the operators report. Every worker computes scores through these (docs/FORMATS.md).
+//
+// An evaluator's score, written under output_key: (cos + 1) / 2 in double, clamped to [0, 1]
+// (rounding can take |cos| a little past 1). A bad row is written as kBadRowScore.
+double evaluator_score(float cosine);
+constexpr double kBadRowScore = 0.0;
+// A filter's similarity, compared with its threshold: clamp(cos, 0, 1) in float, never -0.0 (a
+// cos of -0.0 gives +0.0), so that the sign bit is free to mark a bad row: kBadRowSimilarity,
+// -0.0, compares like 0 in every threshold and top_fraction and lets the merge leave the row out
+// of the score distribution (shard/merge.h, ScoredStep).
+float filter_similarity(float cosine);
+constexpr float kBadRowSimilarity = -0.0f;
+
 }  // namespace clipshard

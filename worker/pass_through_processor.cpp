@@ -3,8 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "shard/part_format.h"
 #include "shard/row_source.h"
-#include "worker/shard_part_writer.h"
 
 namespace clipshard {
 
@@ -16,8 +16,7 @@ ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirec
   RowSource reader(task.kind, manifest, task.url, shard.byte_begin, shard.first_line);
   ShardPartWriter writer(dir, shard.id);
   const std::vector<float> sims(options_.filter_columns, 0.0f);
-  nlohmann::json stats = {{"lines", 0}, {"rows", 0}, {"blank_lines", 0}, {"error_lines", 0}};
-  nlohmann::json errors = nlohmann::json::object();
+  ShardStats stats;
   SourceRow line;
   for (int64_t i = 0; i < shard.line_count; ++i) {
     if (!reader.next(&line))
@@ -25,14 +24,13 @@ ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirec
     ParsedLine& parsed = line.parsed;
     if (parsed.kind == LineKind::kRow) {
       writer.add_row(dump_row(parsed.object), sims);
-      stats["rows"] = stats["rows"].get<int64_t>() + 1;
+      ++stats.rows;
     } else if (parsed.kind == LineKind::kBroken) {
       writer.add_error({manifest, line.line, parsed.status, "", "", line.from_tar, line.sample});
-      const std::string reason(row_error_name(parsed.status.code));
-      errors[reason] = errors.value(reason, 0) + 1;
-      stats["error_lines"] = stats["error_lines"].get<int64_t>() + 1;
+      stats.count_error(std::string(row_error_name(parsed.status.code)));
+      ++stats.error_lines;
     } else {
-      stats["blank_lines"] = stats["blank_lines"].get<int64_t>() + 1;
+      ++stats.blank_lines;
     }
     if (options_.delay_us_per_row > 0)
       std::this_thread::sleep_for(std::chrono::microseconds(options_.delay_us_per_row));
@@ -41,8 +39,7 @@ ShardOutcome PassThroughProcessor::process(const ShardTask& task, const RunDirec
       if (progress) progress(i + 1);
     }
   }
-  stats["lines"] = shard.line_count;
-  stats["errors"] = errors;
+  stats.lines = shard.line_count;
   writer.commit(stats, rank);
   return ShardOutcome::kFinished;
 }

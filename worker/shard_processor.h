@@ -9,23 +9,9 @@
 #include <vector>
 
 #include "shard/run_directory.h"
-#include "shard/shard_plan.h"
+#include "shard/shard_task.h"
 
 namespace clipshard {
-
-// Everything a worker needs to process one shard (the driver sends it; workers never scan the
-// manifests themselves).
-struct ShardTask {
-  Shard shard;
-  std::string manifest;  // path of plan.manifests[shard.manifest] (a manifest or a tar)
-  InputKind kind = InputKind::kManifest;
-  std::string url;          // the input as the user gave it (tar rows' __url__)
-  int64_t global_base = 0;  // global row id of the manifest's first line (lines of the manifests
-                            // before it), so rows have one id across all manifests
-};
-
-// The task for plan.shards[id].
-ShardTask make_shard_task(const ShardPlan& plan, int64_t id);
 
 enum class ShardOutcome {
   kFinished,     // every part committed; the shard's done file exists

@@ -81,9 +81,9 @@ at::Tensor grouped_matmul_nt(const at::Tensor& x, const at::Tensor& w) {
 }
 
 // Budget for the largest temporary of a CPU forward: glibc serves blocks of 32 MiB and more with
-// mmap, fresh pages with a fault each, every layer (LongCLIP-L/336 images in batches of 8: 1.9M
-// page faults and 0.46 images/s; in steps of 3: 0.08M and 0.77/s on the 2-core VM). Batches are
-// cut into micro-batches (ClipModelImpl::micro_batch) and attention scores into chunks below it.
+// mmap, fresh pages with a fault each, every layer (the cost with and without the budget:
+// docs/PERFORMANCE.md, "Micro-batches under the mmap threshold"). Batches are cut into
+// micro-batches (ClipModelImpl::micro_batch) and attention scores into chunks below it.
 constexpr int64_t kActivationBudget = int64_t{24} << 20;
 
 // `encode(first_row, rows)` over consecutive slices of at most `step` of `rows` rows, results
@@ -98,16 +98,16 @@ at::Tensor in_micro_batches(int64_t rows, int64_t step, Encode encode) {
 }
 
 // Sequences longer than this run attention one (image, head) pair at a time through linear();
-// shorter ones as one grouped convolution for all pairs (measured crossover on the 2-core VM: the
-// grouped form is 2x faster at 248 tokens, the per-pair form 9x faster at 577).
+// shorter ones as one grouped convolution for all pairs (the measured crossover:
+// docs/PERFORMANCE.md, "Attention on oneDNN").
 constexpr int64_t kPerPairAttentionTokens = 384;
 
 // Multi-head attention of a [B, N, 3, H, D] fp32 CPU qkv projection on oneDNN, instead of ATen's
-// bmm, which on the CPU runs one small single-threaded BLAS call per (image, head) pair (ViT-B/32
-// layer: 80 ms vs 5 ms; LongCLIP-L/336: 530 ms vs 40 ms; docs/PERFORMANCE.md). q is scaled
-// before the product, as nn.MultiheadAttention does. Returns the heads' output as [N, B, H·D]
-// (sequence-major: rows in the order the output projection may take them), or an undefined tensor
-// when oneDNN is missing or gave an unexpected layout (the caller then uses bmm).
+// bmm, which on the CPU runs one small single-threaded BLAS call per (image, head) pair (timings:
+// docs/PERFORMANCE.md, "Attention on oneDNN"). q is scaled before the product, as
+// nn.MultiheadAttention does. Returns the heads' output as [N, B, H·D] (sequence-major: rows in the
+// order the output projection may take them), or an undefined tensor when oneDNN is missing or gave
+// an unexpected layout (the caller then uses bmm).
 at::Tensor cpu_attention_onednn(const at::Tensor& qkv, double scale, const at::Tensor& mask) {
   const int64_t batch = qkv.size(0), n = qkv.size(1), heads = qkv.size(3), dim = qkv.size(4);
   auto out = at::empty({n, batch, heads * dim}, qkv.options());

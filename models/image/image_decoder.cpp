@@ -1,15 +1,11 @@
 #include "models/image/image_decoder.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <string>
 
 #include "models/image/codecs.h"
+#include "shard/image_file.h"
 
 namespace clipshard {
 namespace {
@@ -17,23 +13,6 @@ namespace {
 bool starts_with(const uint8_t* data, size_t size, const char* magic, size_t n) {
   return size >= n && std::memcmp(data, magic, n) == 0;
 }
-
-// Closes a POSIX file descriptor on scope exit.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 }  // namespace
 
@@ -77,19 +56,6 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size) {
   return ImageFormat::kUnknown;
 }
 
-bool is_remote_path(std::string_view path) {
-  const size_t colon = path.find("://");
-  if (colon == std::string_view::npos || colon == 0) return false;
-  // A URI scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
-  for (size_t i = 0; i < colon; ++i) {
-    const char c = path[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    const bool digit = c >= '0' && c <= '9';
-    if (i == 0 ? !alpha : !(alpha || digit || c == '+' || c == '-' || c == '.')) return false;
-  }
-  return true;
-}
-
 RowStatus decode_image_file(const std::filesystem::path& path, const DecodeOptions& options,
                             RgbImage* out) {
   *out = RgbImage{};
@@ -97,44 +63,10 @@ RowStatus decode_image_file(const std::filesystem::path& path, const DecodeOptio
   if (is_remote_path(name)) {
     return RowStatus::Error(RowError::kRemotePath, "remote paths are not supported: " + name);
   }
-  FileDescriptor fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (fd.get() < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG) {
-      return RowStatus::Error(RowError::kFileNotFound, "no such file: " + name);
-    }
-    if (err == EISDIR) return RowStatus::Error(RowError::kIsDirectory, "is a directory: " + name);
-    return RowStatus::Error(RowError::kUnreadableFile,
-                            "cannot open " + name + ": " + errno_text(err));
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    return RowStatus::Error(RowError::kUnreadableFile,
-                            "cannot stat " + name + ": " + errno_text(errno));
-  }
-  if (S_ISDIR(st.st_mode))
-    return RowStatus::Error(RowError::kIsDirectory, "is a directory: " + name);
-  if (!S_ISREG(st.st_mode)) {
-    return RowStatus::Error(RowError::kUnreadableFile, "not a regular file: " + name);
-  }
-  if (st.st_size == 0) return RowStatus::Error(RowError::kEmptyFile, "empty file: " + name);
-
   // One buffer per thread, reused across images (the decode pool reads millions of files).
   thread_local std::vector<uint8_t> buffer;
-  const size_t size = static_cast<size_t>(st.st_size);
-  buffer.resize(size);
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::read(fd.get(), buffer.data() + done, size - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return RowStatus::Error(RowError::kUnreadableFile,
-                              "read error in " + name + ": " + errno_text(errno));
-    }
-    if (n == 0) break;  // the file shrank while we read it: decode what is there
-    done += static_cast<size_t>(n);
-  }
-  RowStatus status = decode_image_bytes(buffer.data(), done, options, out);
+  RowStatus status = read_image_file(path, &buffer);
+  if (status.ok()) status = decode_image_bytes(buffer.data(), buffer.size(), options, out);
   constexpr size_t kKeepBytes = size_t{64} << 20;
   if (buffer.capacity() > kKeepBytes) std::vector<uint8_t>().swap(buffer);
   return status;

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shard/image_file.h"  // is_remote_path, read_image_file
 #include "shard/row_status.h"
 
 namespace clipshard {
@@ -68,11 +69,9 @@ ImageFormat detect_image_format(const uint8_t* data, size_t size);
 // decode to kUnsupportedFormat (kImageTooLarge and kCorruptImage from their headers still apply).
 bool image_decoder_has_opencv();
 
-// True for "scheme://..." paths (http, https, s3, gs, ...): they are never opened.
-bool is_remote_path(std::string_view path);
-
-// Reads and decodes one image file. Errors: kRemotePath (checked before any file access),
-// kFileNotFound, kIsDirectory, kUnreadableFile, kEmptyFile, then those of decode_image_bytes.
+// Reads (shard/image_file.h: read_image_file, no size limit) and decodes one image file. Errors:
+// kRemotePath (is_remote_path, checked before any file access), those of read_image_file
+// (kFileNotFound, kIsDirectory, kUnreadableFile, kEmptyFile), then those of decode_image_bytes.
 // On error *out is left empty (width = height = 0).
 RowStatus decode_image_file(const std::filesystem::path& path, const DecodeOptions& options,
                             RgbImage* out);

@@ -1,5 +1,5 @@
 // Host (CPU) memory for model weights. On the VMs this tool runs on, first touching a fresh 4 KiB
-// page costs ~10-20 µs, so filling 600 MB of weights page by page costs seconds. Checkpoints are
+// page is expensive, so filling the weights page by page costs seconds. Checkpoints are
 // therefore mapped (the page cache is used in place, no copy, no zero-fill) and the tensors made
 // from them are views; memory the loader must fill itself is advised for 2 MiB pages.
 // docs/PERFORMANCE.md has the figures.
@@ -63,14 +63,14 @@ at::Tensor host_contiguous_float(const at::Tensor& t);
 
 // A forward pass allocates and frees tens of MB of temporaries per layer. By default glibc hands
 // such blocks back to the kernel (mmap/munmap, heap trimming), so every batch pays page faults on
-// fresh memory: for ViT-B/32 batches on 2 cores that was 2.3x the page faults and about 30% more
-// CPU time (docs/PERFORMANCE.md). After this call blocks up to 32 MiB (the most glibc accepts) stay
-// in the heap for reuse, the heap is trimmed only above 1 GiB of free space, and threads that
-// allocate for the first time after the call share the main arena (per-thread arenas drop whole
-// 64 MiB heaps: on the 2-core VM one ViT-B/32 run in three took 350-415k page faults instead of 90k
-// and ~25% longer). Process-wide; the first call acts, later ones do nothing; a no-op without glibc
-// or with CLIPSHARD_DEFAULT_MALLOC=1 (for comparisons). The clipshard executable calls it first
-// thing in main(); load_model() calls it too, for other users of the library.
+// fresh memory (the cost: docs/PERFORMANCE.md, "Allocator"). After this call blocks up to 32 MiB
+// (the most glibc accepts) stay in the heap for reuse, the heap is trimmed only above 1 GiB of free
+// space, and threads that allocate for the first time after the call share the main arena
+// (per-thread arenas drop whole 64 MiB heaps, so buffers crossing a heap edge are faulted in again
+// and again: docs/PERFORMANCE.md, "One malloc arena"). Process-wide; the first call acts, later
+// ones do nothing; a no-op without glibc or with CLIPSHARD_DEFAULT_MALLOC=1 (for comparisons). The
+// clipshard executable calls it first thing in main(); load_model() calls it too, for other users
+// of the library.
 void keep_freed_blocks_for_reuse();
 
 }  // namespace clipshard

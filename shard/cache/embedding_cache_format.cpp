@@ -15,8 +15,9 @@ namespace {
 
 constexpr size_t kEmbeddingChunkBytes = 256 * 1024;  // random lookups read one chunk
 // Chunk cache for reading compressed embeddings. Uncompressed ones are read with no chunk cache:
-// HDF5 then reads just the requested row (43k random lookups/s on 1M x 512), where a cache reads
-// and keeps a whole 256 KiB chunk per miss (3.4k random lookups/s, and memory grows).
+// HDF5 then reads just the requested row, where a cache reads and keeps a whole 256 KiB chunk per
+// miss: an order of magnitude fewer random lookups per second, and memory grows
+// (docs/PERFORMANCE.md, "Embedding cache lookups").
 constexpr size_t kCompressedChunkCacheBytes = 4 * 1024 * 1024;
 
 std::string escape_name(const std::string& name) {

@@ -11,6 +11,7 @@
 #include "shard/cache/half_float.h"
 #include "shard/cache/hdf5_handles.h"
 #include "shard/cache/key_index.h"
+#include "shard/check.h"
 
 namespace clipshard {
 
@@ -117,8 +118,8 @@ EmbeddingCacheWriter::~EmbeddingCacheWriter() {
 bool EmbeddingCacheWriter::add(const CacheTable& table, const ContentKey& key, uint64_t row,
                                const float* embedding, int dim) {
   Impl& m = *impl_;
-  if (m.committed || !m.file)
-    throw std::logic_error("EmbeddingCacheWriter::add after commit() (" + m.path.string() + ")");
+  CLIPSHARD_CHECK(!m.committed && m.file, "EmbeddingCacheWriter::add after commit() (",
+                  m.path.string(), ")");
   if (dim <= 0)
     throw std::invalid_argument("embedding cache " + m.path.string() + ": table " +
                                 table.to_string() + ": dim must be positive");
@@ -171,7 +172,7 @@ void EmbeddingCacheWriter::describe(const CacheTable& table, const TableDescript
 
 void EmbeddingCacheWriter::commit() {
   Impl& m = *impl_;
-  if (m.committed) throw std::logic_error("EmbeddingCacheWriter::commit called twice");
+  CLIPSHARD_CHECK(!m.committed, "EmbeddingCacheWriter::commit called twice");
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   try {
     for (const auto& t : m.tables) {

@@ -6,8 +6,10 @@
 // images score, unusable ones score 0.0; nothing is written outside the run directory.
 #include <gif_lib.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
@@ -453,6 +455,34 @@ TEST(HostileInputs, WithoutEnforcementEscapingPathsAreOrdinaryPaths) {
   c.image_root.clear();
   c.enforce_image_root = false;
   ASSERT_EQ(run(c), kExitOk);
+  check_accounting(lines, tmp.path() / "run", root / "manifest.jsonl");
+}
+
+TEST(HostileInputs, SpecialFilesAreRowErrorsNotHangs) {
+  // A FIFO without a writer and character devices named by the manifest: each one a per-row
+  // unreadable_file record, promptly (a blocking open of the FIFO would hold a decode thread until
+  // the worker timeout aborted the whole job).
+  testing::TempDir tmp;
+  const fs::path root = tmp.path() / "data";
+  write_bytes(root / "img" / "photo.jpg", fixture_image("photo_640x480.jpg"));
+  ASSERT_EQ(::mkfifo((root / "img" / "pipe.jpg").c_str(), 0600), 0);
+  const std::vector<Line> lines = {
+      {row(1, "img/pipe.jpg"), Fate::kBadRow, "unreadable_file", "image"},
+      {row(2, "/dev/zero"), Fate::kBadRow, "unreadable_file", "image"},
+      {row(3, "/dev/null"), Fate::kBadRow, "unreadable_file", "image"},
+      {row(4, "img/photo.jpg"), Fate::kScored, "", ""},
+  };
+  Bytes text;
+  for (const Line& l : lines) text += l.text + "\n";
+  write_bytes(root / "manifest.jsonl", text);
+  RunConfig c = evaluator_config(root, {root / "manifest.jsonl"}, tmp.path() / "run");
+  c.image_root.clear();
+  c.enforce_image_root = false;
+  const auto start = std::chrono::steady_clock::now();
+  std::string log;
+  ASSERT_EQ(run(c, &log), kExitOk) << log;
+  // The whole run (model load included) is seconds; a blocked open would never finish.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 120.0);
   check_accounting(lines, tmp.path() / "run", root / "manifest.jsonl");
 }
 

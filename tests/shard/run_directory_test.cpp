@@ -133,9 +133,9 @@ TEST(Merge, KeepsPlanOrderAndAppliesThreshold) {
   EXPECT_EQ(result.rows_out, 2);
   EXPECT_EQ(result.filters[0].kept, 2);
   EXPECT_EQ(result.filters[0].dropped, 2);
-  EXPECT_EQ(result.shard_totals["rows"], 4);
-  EXPECT_EQ(result.shard_totals["errors"]["file_not_found"], 2);
-  EXPECT_EQ(result.per_rank["2"]["rows"], 2);
+  EXPECT_EQ(result.shard_totals.rows, 4);
+  EXPECT_EQ(result.shard_totals.errors.at("file_not_found"), 2);
+  EXPECT_EQ(result.per_rank.at(2).rows, 2);
 }
 
 TEST(Merge, WithoutFiltersWholePartsAreAppendedAndLinesKeptExactly) {

@@ -1,4 +1,7 @@
-#include "worker/shard_part_writer.h"
+#include "shard/part_format.h"
+
+#include <cstring>
+#include <stdexcept>
 
 namespace clipshard {
 
@@ -20,10 +23,11 @@ void ShardPartWriter::add_error(const ErrorRecord& record) {
   errors_.write("\n", 1);
 }
 
-void ShardPartWriter::commit(nlohmann::json stats, int rank) {
+void ShardPartWriter::commit(const ShardStats& shard_stats, int rank) {
   output_.commit();
   sims_.commit();
   errors_.commit();
+  nlohmann::json stats = shard_stats_to_json(shard_stats);
   stats["shard"] = shard_id_;
   stats["rank"] = rank;
   write_file_atomically(paths_.done, stats.dump(1) + "\n");
@@ -44,6 +48,26 @@ nlohmann::ordered_json error_record_json(const ErrorRecord& record) {
 std::string dump_row(const Json& row) {
   // replace: a caption that was valid UTF-8 on input stays so; this only guards internal strings.
   return row.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+ShardStats read_done_part(const std::filesystem::path& path, int* rank) {
+  const auto done = nlohmann::json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
+  if (done.is_discarded())
+    throw std::runtime_error("shard part " + path.string() + " is not valid JSON");
+  const auto r = done.find("rank");
+  *rank = r != done.end() && r->is_number_integer() ? r->get<int>() : -1;
+  return shard_stats_from_json(done, path.string());
+}
+
+std::vector<float> read_sims_part(const std::filesystem::path& path, size_t columns) {
+  std::vector<float> sims;
+  if (columns == 0) return sims;
+  const std::string bytes = read_file(path);
+  if (bytes.size() % (4 * columns) != 0)
+    throw std::runtime_error("shard part " + path.string() + " has a truncated sims record");
+  sims.resize(bytes.size() / 4);
+  std::memcpy(sims.data(), bytes.data(), bytes.size());
+  return sims;
 }
 
 }  // namespace clipshard

@@ -1,5 +1,11 @@
-// Writes one shard's parts (docs/FORMATS.md) and commits them in the order that makes a shard
-// either complete or absent: output, sims and errors first, the done file last.
+// The shard part files (docs/FORMATS.md, "parts/"), in one place: their names and paths are
+// RunDirectory::shard_parts (shard/run_directory.h); this header writes them (ShardPartWriter,
+// what a worker leaves behind) and reads their common pieces back (the merge). Parts:
+//   output  one JSON row per line (dump_row)
+//   sims    float32 per object row and filter column, native byte order (little-endian hosts)
+//   errors  one error record per line (error_record_json)
+//   done    the shard's statistics (shard/shard_stats.h, plus "shard" and "rank"), written last:
+//           its presence commits the shard
 #pragma once
 
 #include <cstdint>
@@ -10,6 +16,7 @@
 #include "shard/atomic_file.h"
 #include "shard/manifest_row.h"
 #include "shard/run_directory.h"
+#include "shard/shard_stats.h"
 
 namespace clipshard {
 
@@ -32,8 +39,8 @@ class ShardPartWriter {
   void add_row(const std::string& json_line, const std::vector<float>& sims);
   void add_error(const ErrorRecord& record);
   // Commits output, sims and errors, then writes `stats` as the done file (with "shard" and
-  // "rank"), which marks the shard finished.
-  void commit(nlohmann::json stats, int rank);
+  // "rank"), which marks the shard finished: a shard is either complete or absent.
+  void commit(const ShardStats& stats, int rank);
 
  private:
   ShardPartPaths paths_;
@@ -46,5 +53,13 @@ nlohmann::ordered_json error_record_json(const ErrorRecord& record);
 
 // Serialises a row for output.jsonl: compact, key order kept, UTF-8 as is, numbers round-trip.
 std::string dump_row(const Json& row);
+
+// Reads a done part: the shard's statistics, and the rank that wrote it into *rank (-1 when the
+// file names none). Throws std::runtime_error naming the file when it cannot be read or parsed.
+ShardStats read_done_part(const std::filesystem::path& path, int* rank);
+
+// Reads a sims part: `columns` float32 per object row (empty when columns == 0, without reading).
+// Throws std::runtime_error naming the file when it cannot be read or holds a partial record.
+std::vector<float> read_sims_part(const std::filesystem::path& path, size_t columns);
 
 }  // namespace clipshard
