@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/error_of.h"
 #include "common/test_files.h"
 #include "common/test_paths.h"
 #include "shard/cache/embedding_cache_merge.h"
@@ -49,14 +50,7 @@ void expect_same_floats(const std::vector<float>& a, const std::vector<float>& b
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(EmbeddingCache, Float32RoundTripIsExact) {
   testing::TempDir dir;

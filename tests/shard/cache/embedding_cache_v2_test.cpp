@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error_of.h"
 #include "common/test_files.h"
 #include "common/test_paths.h"
 #include "shard/cache/embedding_cache_merge.h"
@@ -33,14 +34,7 @@ std::vector<float> embedding_of(int seed, int item, int dim) {
   return v;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 bool has_h5py() { return std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0; }
 
