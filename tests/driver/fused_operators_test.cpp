@@ -9,6 +9,7 @@
 
 #include "common/test_paths.h"
 #include "driver/job.h"
+#include "driver/signals.h"
 #include "shard/atomic_file.h"
 
 namespace clipshard {
@@ -85,9 +86,10 @@ TEST(FusedOperators, DecodeOncePreprocessOncePerPipelineEmbedOncePerModel) {
   ASSERT_EQ(data.readable_images, 5);
   ASSERT_EQ(data.captions, 6);
 
-  const auto fused = run(data, tmp.path() / "fused",
-                         {op("ImageCLIPEvaluator", kClip), op("ImageClipFilter", kClip),
-                          op("ImageLongCLIPEvaluator", kLongClip)});
+  const auto fused =
+      run(data, tmp.path() / "fused",
+          nlohmann::json::array({op("ImageCLIPEvaluator", kClip), op("ImageClipFilter", kClip),
+                                 op("ImageLongCLIPEvaluator", kLongClip)}));
   const auto& images = fused["ranks"]["1"]["images"];
   EXPECT_EQ(images["distinct"], 6);
   // One decode per readable image for the three operators; the missing one is never decoded.
@@ -102,8 +104,10 @@ TEST(FusedOperators, DecodeOncePreprocessOncePerPipelineEmbedOncePerModel) {
   EXPECT_EQ(e["text_reused"], 0);
 
   // The same counts as the two models' operators run alone: fusing adds no work.
-  const auto clip_alone = run(data, tmp.path() / "clip", {op("ImageCLIPEvaluator", kClip)});
-  const auto long_alone = run(data, tmp.path() / "long", {op("ImageLongCLIPEvaluator", kLongClip)});
+  const auto clip_alone =
+      run(data, tmp.path() / "clip", nlohmann::json::array({op("ImageCLIPEvaluator", kClip)}));
+  const auto long_alone = run(data, tmp.path() / "long",
+                              nlohmann::json::array({op("ImageLongCLIPEvaluator", kLongClip)}));
   for (const char* key : {"image_computed", "text_computed"})
     EXPECT_EQ(e[key].get<int64_t>(), clip_alone["embeddings"][key].get<int64_t>() +
                                          long_alone["embeddings"][key].get<int64_t>())
