@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/fixture_manifest.h"
 #include "common/test_paths.h"
 #include "driver/job.h"
 #include "driver/signals.h"
@@ -12,22 +13,12 @@ namespace clipshard {
 namespace {
 
 std::filesystem::path write_manifest(const std::filesystem::path& dir) {
-  const auto images = testing::fixtures() / "images";
-  const auto path = dir / "m.jsonl";
-  std::ofstream out(path);
-  const char* files[] = {"photo_640x480.jpg",   "portrait_333x500.jpg", "panorama_1024x200.jpg",
-                         "palette_256x192.png", "cmyk_300x400.jpg",     "missing.jpg"};
-  const char* captions[] = {"a cat",     "a dog in the snow",  "mountains at dawn",
-                            "a red car", "two people talking", "a bowl of fruit",
-                            "   "};
-  for (int i = 0; i < 30; ++i) {
-    out << nlohmann::json{{"image", (images / files[i % 6]).string()},
-                          {"caption", captions[i % 7]},
-                          {"i", i}}
-               .dump()
-        << "\n";
-  }
-  return path;
+  return testing::write_fixture_manifest(
+      dir, 30,
+      {"photo_640x480.jpg", "portrait_333x500.jpg", "panorama_1024x200.jpg", "palette_256x192.png",
+       "cmyk_300x400.jpg", "missing.jpg"},
+      {"a cat", "a dog in the snow", "mountains at dawn", "a red car", "two people talking",
+       "a bowl of fruit", "   "});
 }
 
 nlohmann::json filter_config(const std::filesystem::path& manifest,

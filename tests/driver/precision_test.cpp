@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/fixture_manifest.h"
 #include "common/test_paths.h"
 #include "driver/job.h"
 #include "driver/model_identity.h"
@@ -18,20 +19,12 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path write_manifest(const fs::path& dir) {
-  const auto images = testing::fixtures() / "images";
-  const auto path = dir / "m.jsonl";
-  std::ofstream out(path);
-  const char* files[] = {"photo_640x480.jpg", "portrait_333x500.jpg", "panorama_1024x200.jpg",
-                         "palette_256x192.png", "cmyk_300x400.jpg"};
-  const char* captions[] = {"a cat",     "a dog in the snow",  "mountains at dawn",
-                            "a red car", "two people talking", "a bowl of fruit"};
-  for (int i = 0; i < 20; ++i)
-    out << nlohmann::json{{"image", (images / files[i % 5]).string()},
-                          {"caption", captions[i % 6]},
-                          {"i", i}}
-               .dump()
-        << "\n";
-  return path;
+  return testing::write_fixture_manifest(
+      dir, 20,
+      {"photo_640x480.jpg", "portrait_333x500.jpg", "panorama_1024x200.jpg", "palette_256x192.png",
+       "cmyk_300x400.jpg"},
+      {"a cat", "a dog in the snow", "mountains at dawn", "a red car", "two people talking",
+       "a bowl of fruit"});
 }
 
 // An evaluator and a filter on the tiny model, on the CPU, in `precision`.

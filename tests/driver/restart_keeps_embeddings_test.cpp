@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/fixture_manifest.h"
 #include "common/test_paths.h"
 #include "driver/job.h"
 #include "driver/signals.h"
@@ -14,21 +15,12 @@ namespace clipshard {
 namespace {
 
 std::filesystem::path write_manifest(const std::filesystem::path& dir) {
-  const auto images = testing::fixtures() / "images";
-  const auto path = dir / "m.jsonl";
-  std::ofstream out(path);
-  const char* files[] = {"photo_640x480.jpg", "portrait_333x500.jpg", "panorama_1024x200.jpg",
-                         "palette_256x192.png", "missing.jpg"};
-  const char* captions[] = {"a cat",     "a dog in the snow",  "mountains at dawn",
-                            "a red car", "two people talking", "   "};
-  for (int i = 0; i < 24; ++i) {
-    out << nlohmann::json{{"image", (images / files[i % 5]).string()},
-                          {"caption", captions[i % 6]},
-                          {"i", i}}
-               .dump()
-        << "\n";
-  }
-  return path;
+  return testing::write_fixture_manifest(
+      dir, 24,
+      {"photo_640x480.jpg", "portrait_333x500.jpg", "panorama_1024x200.jpg", "palette_256x192.png",
+       "missing.jpg"},
+      {"a cat", "a dog in the snow", "mountains at dawn", "a red car", "two people talking",
+       "   "});
 }
 
 nlohmann::json config_for(const std::filesystem::path& manifest, const std::filesystem::path& out,
