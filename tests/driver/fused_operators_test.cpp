@@ -3,10 +3,12 @@
 // it once per distinct preprocessing (the CLIP operators' one, LongCLIP's own) and computes each
 // embedding once per model, as the typed shard statistics (summary.json) count it. The embedding
 // cache is off, so nothing is reused from an earlier run.
-#include <fstream>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
+#include "common/fixture_manifest.h"
 #include "common/test_paths.h"
 #include "driver/job.h"
 #include "driver/signals.h"
@@ -29,20 +31,19 @@ struct Dataset {
 // 30 rows over 5 images that decode and a missing one, 6 captions and a blank one: every image and
 // caption is shared by several rows.
 Dataset write_dataset(const fs::path& dir) {
-  const auto images = testing::fixtures() / "images";
-  const char* files[] = {"photo_640x480.jpg",   "portrait_333x500.jpg", "panorama_1024x200.jpg",
-                         "palette_256x192.png", "cmyk_300x400.jpg",     "missing.jpg"};
-  const char* captions[] = {"a cat",     "a dog in the snow",  "mountains at dawn",
-                            "a red car", "two people talking", "a bowl of fruit",
-                            "   "};
+  const std::vector<std::string> files = {"photo_640x480.jpg",     "portrait_333x500.jpg",
+                                          "panorama_1024x200.jpg", "palette_256x192.png",
+                                          "cmyk_300x400.jpg",      "missing.jpg"};
+  const std::vector<std::string> captions = {"a cat",     "a dog in the snow",  "mountains at dawn",
+                                             "a red car", "two people talking", "a bowl of fruit",
+                                             "   "};
+  const int rows = 30;
   Dataset d;
-  d.manifest = dir / "m.jsonl";
-  std::ofstream out(d.manifest);
+  d.manifest = testing::write_fixture_manifest(dir, rows, files, captions);
   std::set<std::string> readable, texts;
-  for (int i = 0; i < 30; ++i) {
-    const fs::path image = images / files[i % 6];
-    const std::string caption = captions[i % 7];
-    out << nlohmann::json{{"image", image.string()}, {"caption", caption}}.dump() << "\n";
+  for (int i = 0; i < rows; ++i) {
+    const fs::path image = testing::fixtures() / "images" / files[i % files.size()];
+    const std::string& caption = captions[i % captions.size()];
     if (!fs::exists(image)) continue;
     readable.insert(image.string());
     if (caption.find_first_not_of(' ') != std::string::npos) texts.insert(caption);
