@@ -1,7 +1,8 @@
 // bench_probe: the FLOP side of the benchmark (bench/README.md).
 //
 // For a model and a manifest it prints one JSON object with
-//   - FLOPs per pair (docs/PERFORMANCE.md): image tower + text tower at each caption's real token length
+//   - FLOPs per pair (docs/PERFORMANCE.md): image tower + text tower at each caption's real token
+//   length
 //     (tokenized as the operator does: Hugging Face fast tokenizer at 77 for CLIP, the official
 //     tokenizer at 248 for LongCLIP), a multiply-add counted as 2 FLOPs;
 //   - the machine's dense fp32 matmul FLOP/s measured with LibTorch at the given thread count:
@@ -25,6 +26,7 @@
 #include "models/clip/model_loader.h"
 #include "models/text/clip_tokenizer.h"
 #include "models/text/python_text.h"
+#include "models/weights/process_tuning.h"
 
 namespace {
 
@@ -116,7 +118,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (threads > 0) at::set_num_threads(threads);
+    // As a clipshard worker runs (load_model changes no process-wide state).
+    clipshard::ProcessTuning tuning;
+    tuning.torch_threads = threads;
+    clipshard::tune_process(tuning);
     const bool long_clip = family == "longclip";
     clipshard::ModelRequest request;
     request.name_or_path = model;

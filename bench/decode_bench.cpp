@@ -43,7 +43,7 @@
 #include "models/clip/model_loader.h"
 #include "models/image/image_decoder.h"
 #include "models/image/preprocess.h"
-#include "models/weights/host_memory.h"
+#include "models/weights/process_tuning.h"
 
 namespace {
 
@@ -122,15 +122,16 @@ int main(int argc, char** argv) {
                  "[--reps R] [--threads T]\n";
     return 2;
   }
-  // The allocator settings clipshard's main() makes (freed blocks kept up to 32 MiB, one arena),
-  // so the buffers of a decode cost what they cost in a run.
-  keep_freed_blocks_for_reuse();
+  // The process settings clipshard's main() and worker make (freed blocks kept up to 32 MiB, one
+  // arena; the thread count), so the buffers of a decode cost what they cost in a run.
+  ProcessTuning tuning;
+  tuning.torch_threads = threads;
+  tune_process(tuning);
   try {
     LoadedModel loaded;
     if (!model_path.empty()) {
       ModelRequest request;
       request.name_or_path = model_path;
-      request.torch_threads = threads;
       loaded = load_model(request);
       size = loaded.dims.image_resolution;
     }

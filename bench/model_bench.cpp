@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "models/clip/model_loader.h"
+#include "models/weights/process_tuning.h"
 
 int main(int argc, char** argv) {
   std::string model, family = "clip", device = "cpu", precision, trace, batches = "32";
@@ -56,12 +57,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    // As a clipshard worker runs: allocator tuned, the thread count asked for (0: Torch's default).
+    clipshard::ProcessTuning tuning;
+    tuning.torch_threads = threads;
+    clipshard::tune_process(tuning);
     clipshard::ModelRequest request;
     request.name_or_path = model;
     request.family =
         family == "longclip" ? clipshard::ModelFamily::kLongClip : clipshard::ModelFamily::kClip;
     request.device = device;
-    request.torch_threads = threads;
     request.precision = precision;
     using Clock = std::chrono::steady_clock;
     const auto load_start = Clock::now();

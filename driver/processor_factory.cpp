@@ -1,5 +1,6 @@
 // make_clip_processor (job.h): device and thread budget for one worker, then the models.
 #include "driver/job.h"
+#include "models/weights/process_tuning.h"
 #include "worker/clip_shard_processor.h"
 #include "worker/placement.h"
 
@@ -19,8 +20,12 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
   bank.local_rank = placement.local_rank;
   bank.host = host;
   // On a GPU the CPU only decodes; on the CPU inference takes the cores and decoding, which costs
-  // a few percent of inference per image, gets a quarter of them.
-  bank.torch_threads = config.torch_threads > 0 ? config.torch_threads : (gpu ? 1 : budget);
+  // a few percent of inference per image, gets a quarter of them. Torch's thread pool is
+  // process-wide: set here, before the models load, where the count is decided (the allocator part
+  // was applied first thing in main(); for in-process callers without that main it acts here).
+  ProcessTuning tuning;
+  tuning.torch_threads = config.torch_threads > 0 ? config.torch_threads : (gpu ? 1 : budget);
+  tune_process(tuning);
   auto models = std::make_shared<ModelBank>(config.pipeline, bank);
 
   ClipProcessorOptions options;

@@ -41,6 +41,8 @@ void ShardStats::add(const ShardStats& o) {
   for (const auto& [reason, n] : o.errors) errors[reason] += n;
   captions_truncated += o.captions_truncated;
   images_distinct += o.images_distinct;
+  images_decoded += o.images_decoded;
+  images_preprocessed += o.images_preprocessed;
   embeddings.image_computed += o.embeddings.image_computed;
   embeddings.image_reused += o.embeddings.image_reused;
   embeddings.text_computed += o.embeddings.text_computed;
@@ -61,7 +63,10 @@ nlohmann::json shard_stats_to_json(const ShardStats& s) {
           {"error_rows", s.error_rows},
           {"errors", errors},
           {"captions_truncated", s.captions_truncated},
-          {"images", {{"distinct", s.images_distinct}}},
+          {"images",
+           {{"distinct", s.images_distinct},
+            {"decoded", s.images_decoded},
+            {"preprocessed", s.images_preprocessed}}},
           {"embeddings",
            {{"image_computed", s.embeddings.image_computed},
             {"image_reused", s.embeddings.image_reused},
@@ -90,7 +95,9 @@ ShardStats shard_stats_from_json(const nlohmann::json& j, const std::string& sou
       *into = v.get<double>();
     };
   };
-  const std::map<std::string, Reader> images = {{"distinct", count(&s.images_distinct)}};
+  const std::map<std::string, Reader> images = {{"distinct", count(&s.images_distinct)},
+                                                {"decoded", count(&s.images_decoded)},
+                                                {"preprocessed", count(&s.images_preprocessed)}};
   const std::map<std::string, Reader> embeddings = {
       {"image_computed", count(&s.embeddings.image_computed)},
       {"image_reused", count(&s.embeddings.image_reused)},

@@ -20,6 +20,13 @@ struct ShardStats {
   std::map<std::string, int64_t> errors;  // error records by reason (row_status.h's names)
   int64_t captions_truncated = 0;         // captions cut to the text tower's context length
   int64_t images_distinct = 0;            // distinct image files / tar members of the shard
+  // Work on the pixels, to show that operators sharing an image share it: an image is decoded once
+  // whatever the operators (images_decoded <= images_distinct: one whose embeddings all come from
+  // the cache, or whose file cannot be read, is not; a corrupt one counts, it was tried), then
+  // resized, cropped and normalised once per distinct preprocessing that needs it (ModelBank's
+  // image spaces).
+  int64_t images_decoded = 0;
+  int64_t images_preprocessed = 0;
   struct Embeddings {
     int64_t image_computed = 0, image_reused = 0;  // reused: from the embedding cache
     int64_t text_computed = 0, text_reused = 0;
@@ -39,7 +46,8 @@ struct ShardStats {
 
 // The done file's JSON (without "shard" and "rank", which ShardPartWriter adds):
 // {"lines", "rows", "blank_lines", "error_lines", "error_rows", "errors": {reason: n},
-//  "captions_truncated", "images": {"distinct"}, "embeddings": {"image_computed", "image_reused",
+//  "captions_truncated", "images": {"distinct", "decoded",
+//  "preprocessed"}, "embeddings": {"image_computed", "image_reused",
 //  "text_computed", "text_reused"}, "seconds": {"decode_cpu", "decode_wait", "model", "total"}}.
 nlohmann::json shard_stats_to_json(const ShardStats& stats);
 

@@ -14,8 +14,8 @@
 #include "shard/cache/content_key.h"
 #include "shard/cache/embedding_cache_reader.h"
 #include "shard/cache/embedding_cache_writer.h"
-#include "shard/row_keys.h"
 #include "shard/part_format.h"
+#include "shard/row_keys.h"
 #include "shard/row_source.h"
 #include "worker/thread_pool.h"
 
@@ -71,6 +71,8 @@ struct Decoded {
   ContentKey key{};
   std::vector<std::vector<float>> pixels;  // per image space: CHW, empty when not needed/cached
   std::vector<std::vector<float>> cached;  // per image space: embedding from the reuse cache
+  bool decoded = false;                    // the file was decoded (ShardStats::images_decoded)
+  int preprocessed = 0;                    // image spaces it was preprocessed for
   double seconds = 0.0;
 };
 
@@ -134,12 +136,14 @@ struct ClipShardProcessor::Impl {
     if (!all_cached) {
       RgbImage image;
       d.status = decode_image_bytes(bytes.data(), bytes.size(), options.decode, &image);
+      d.decoded = true;
       if (d.status.ok()) {
         for (size_t s = 0; s < spaces.size(); ++s) {
           if (!needs[s] || !d.cached[s].empty()) continue;
           const RgbImage crop = resize_and_center_crop(image, spaces[s].spec);
           d.pixels[s].resize(size_t{3} * spaces[s].spec.size * spaces[s].spec.size);
           normalize_to_chw(crop, spaces[s].spec, d.pixels[s].data());
+          ++d.preprocessed;
         }
       }
     }
@@ -299,6 +303,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
       stats.seconds.decode_wait += seconds_since(wait_start);
       Decoded& d = decoded.back();
       stats.seconds.decode_cpu += d.seconds;
+      stats.images_decoded += d.decoded ? 1 : 0;
+      stats.images_preprocessed += d.preprocessed;
       files[f].status = d.status;
       files[f].key = d.key;
       for (size_t s = 0; s < image_spaces.size(); ++s) {
@@ -356,9 +362,8 @@ ShardOutcome ClipShardProcessor::process(const ShardTask& task, const RunDirecto
     }
     // Batches of similar lengths: a batch is padded to its longest caption, so sorting by length
     // (ties in first-appearance order) removes most of the padding the text tower would compute.
-    std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) {
-      return texts[a].ids.size() < texts[b].ids.size();
-    });
+    std::stable_sort(todo.begin(), todo.end(),
+                     [&](size_t a, size_t b) { return texts[a].ids.size() < texts[b].ids.size(); });
     for (size_t b0 = 0; b0 < todo.size(); b0 += batch_size) {
       const size_t b1 = std::min(todo.size(), b0 + batch_size);
       size_t longest = 1;

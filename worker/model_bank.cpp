@@ -65,7 +65,6 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
       request.models_dir = options.models_dir;
       request.device = device == "auto" ? "" : device;
       request.precision = precision;
-      request.torch_threads = options.torch_threads;
       request.architecture = op.architecture;
       model->loaded = load_model(request);
       model->device = device;

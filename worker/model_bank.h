@@ -32,9 +32,8 @@ struct ModelBankOptions {
   std::string device = "auto";       // "auto" | "cpu" | "cuda" | "cuda:N" (operators may override)
   std::string precision = "auto";    // "auto" | "fp32" | "fp16" | "bf16" (operators may override;
                                      // resolve_precision in operator_spec.h)
-  int local_rank = 0;     // this rank's place on its node: an operator's "cuda"/"auto" is its GPU
-  HostResources host;     // the machine's devices (HostResources::probe()), for operators' devices
-  int torch_threads = 0;  // intra-op threads; 0 = leave Torch's default
+  int local_rank = 0;  // this rank's place on its node: an operator's "cuda"/"auto" is its GPU
+  HostResources host;  // the machine's devices (HostResources::probe()), for operators' devices
 };
 
 struct ImageSpace {
@@ -55,8 +54,8 @@ class ModelBank {
  public:
   // Loads every model the operators name (each distinct (model, device, precision) once). Throws
   // ModelError (models/clip) naming the model and where it looked, before any work starts.
-  // (load_model also makes glibc keep freed blocks up to 32 MiB for reuse: process-wide, for the
-  // forward.)
+  // Changes no process-wide state (Torch's threads, malloc): the program does, with tune_process
+  // (models/weights/process_tuning.h).
   ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options);
   ~ModelBank();
   ModelBank(const ModelBank&) = delete;

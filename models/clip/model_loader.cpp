@@ -1,6 +1,5 @@
 #include "models/clip/model_loader.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #define XXH_INLINE_ALL
@@ -12,8 +11,6 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
-
-#include "models/weights/host_memory.h"
 
 namespace clipshard {
 namespace fs = std::filesystem;
@@ -340,8 +337,6 @@ LoadedModel read_model_weights(const ModelRequest& request, StateDict& openai_ou
 }
 
 LoadedModel load_model(const ModelRequest& request) {
-  keep_freed_blocks_for_reuse();
-  if (request.torch_threads > 0) at::set_num_threads(request.torch_threads);
   const DeviceChoice choice = resolve_device(request.device, request.precision);
   StateDict openai;
   LoadedModel result = read_model_weights(request, openai);

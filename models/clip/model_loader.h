@@ -25,7 +25,6 @@ struct ModelRequest {
   std::filesystem::path models_dir;  // searched for names; "" = not searched
   std::string device;                // "" = auto (see resolve_device)
   std::string precision;             // "" = auto: fp16 on CUDA, fp32 on CPU
-  int torch_threads = 0;             // > 0: at::set_num_threads(n) (process-wide); 0 = leave it
   // An open_clip architecture for a bare state dict without a config: a name of
   // open_clip_architecture_names() (e.g. "ViT-B-32-quickgelu") or an open_clip config file.
   // "" = none. Refused for files that carry their own architecture (Hugging Face config.json,
@@ -76,7 +75,8 @@ std::filesystem::path resolve_model_path(const std::string& name,
 std::optional<std::filesystem::path> find_checkpoint_in_dir(const std::filesystem::path& dir);
 
 // Resolves, reads, converts to the OpenAI layout, checks the family and the shapes, builds and
-// places the model (threads, device, dtype as requested). Throws ModelError (not found with the
+// places the model (device, dtype as requested). Changes no process-wide state (threads, malloc:
+// tune_process in models/weights/process_tuning.h). Throws ModelError (not found with the
 // places searched, wrong family, corrupt checkpoint with the CheckpointError message, unusable
 // device, a config refused by name, a bare state dict whose architecture cannot be known).
 //

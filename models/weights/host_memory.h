@@ -68,9 +68,9 @@ at::Tensor host_contiguous_float(const at::Tensor& t);
 // space, and threads that allocate for the first time after the call share the main arena
 // (per-thread arenas drop whole 64 MiB heaps, so buffers crossing a heap edge are faulted in again
 // and again: docs/PERFORMANCE.md, "One malloc arena"). Process-wide; the first call acts, later
-// ones do nothing; a no-op without glibc or with CLIPSHARD_DEFAULT_MALLOC=1 (for comparisons). The
-// clipshard executable calls it first thing in main(); load_model() calls it too, for other users
-// of the library.
+// ones do nothing; a no-op without glibc or with CLIPSHARD_DEFAULT_MALLOC=1 (for comparisons).
+// Programs call it through tune_process (process_tuning.h), the clipshard executable first thing
+// in main(); library functions (load_model) do not.
 void keep_freed_blocks_for_reuse();
 
 }  // namespace clipshard

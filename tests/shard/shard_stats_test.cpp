@@ -19,6 +19,8 @@ ShardStats sample() {
   s.count_error("malformed_json");
   s.captions_truncated = 3;
   s.images_distinct = 7;
+  s.images_decoded = 6;
+  s.images_preprocessed = 11;
   s.embeddings = {5, 2, 6, 1};
   s.seconds = {1.5, 0.25, 2.0, 4.0};
   return s;
@@ -42,6 +44,8 @@ TEST(ShardStats, AddSumsEveryCounter) {
   EXPECT_EQ(j["errors"]["malformed_json"], 2);
   EXPECT_EQ(j["embeddings"]["text_reused"], 2);
   EXPECT_EQ(j["images"]["distinct"], 14);
+  EXPECT_EQ(j["images"]["decoded"], 12);
+  EXPECT_EQ(j["images"]["preprocessed"], 22);
   EXPECT_EQ(j["seconds"]["decode_wait"], 0.5);
   EXPECT_EQ(j["seconds"]["total"], 8.0);
 }

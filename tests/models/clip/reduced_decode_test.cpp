@@ -17,6 +17,7 @@
 #include "models/clip/model_loader.h"
 #include "models/image/image_decoder.h"
 #include "models/image/preprocess.h"
+#include "models/weights/process_tuning.h"
 
 namespace clipshard {
 namespace {
@@ -32,9 +33,11 @@ struct Case {
 };
 
 TEST(ReducedDecode, CloseToExactOnFixturePhotos) {
+  ProcessTuning tuning;
+  tuning.torch_threads = 1;
+  tune_process(tuning);
   ModelRequest request;
   request.name_or_path = (fixtures() / "models" / "tiny" / "hf").string();
-  request.torch_threads = 1;
   LoadedModel loaded = load_model(request);
   const int size = loaded.dims.image_resolution;
   ASSERT_EQ(size, 224);
