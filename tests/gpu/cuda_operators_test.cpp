@@ -19,8 +19,10 @@ namespace {
 
 TEST(Cuda, TinyModelEmbeddingsMatchCpuWithinFp16) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU path not exercised";
-  ModelRequest cpu{(testing::fixtures() / "models/tiny/hf").string(), ModelFamily::kClip, "",
-                   "cpu", "", 0, ""};
+  ModelRequest cpu;
+  cpu.name_or_path = (testing::fixtures() / "models/tiny/hf").string();
+  cpu.family = ModelFamily::kClip;
+  cpu.device = "cpu";
   ModelRequest gpu = cpu;
   gpu.device = "cuda";
   LoadedModel a = load_model(cpu), b = load_model(gpu);
