@@ -65,6 +65,8 @@ def make_image(job):
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter
 
+    from make_photos import draw_random_shapes  # bench/, beside this script
+
     seed, path = job
     rng = random.Random(seed)
     w, h = rng.randint(300, 1000), rng.randint(300, 1000)
@@ -78,17 +80,7 @@ def make_image(job):
     base += 20 * np.sin(xx * fx)[..., None] * np.cos(yy * fy)[..., None]
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(img)
-    for _ in range(rng.randint(5, 25)):
-        x0, y0 = rng.randrange(w), rng.randrange(h)
-        x1, y1 = x0 + rng.randint(10, w // 2), y0 + rng.randint(10, h // 2)
-        color = tuple(rng.randrange(256) for _ in range(3))
-        kind = rng.randrange(3)
-        if kind == 0:
-            draw.ellipse([x0, y0, x1, y1], fill=color)
-        elif kind == 1:
-            draw.rectangle([x0, y0, x1, y1], fill=color)
-        else:
-            draw.line([x0, y0, x1, y1], fill=color, width=rng.randint(1, 12))
+    draw_random_shapes(draw, rng, w, h, max_line_width=12)  # w, h >= 300
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.5)))
     arr = np.asarray(img).astype(np.int16)
     arr = arr + nrng.integers(-12, 13, size=arr.shape, dtype=np.int16)

@@ -21,6 +21,23 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 
+def draw_random_shapes(draw, rng, w, h, max_line_width):
+    """5-25 filled ellipses, rectangles and lines of random colours on a w x h PIL ImageDraw,
+    drawn from `rng` (random.Random) in a fixed order, so that a seed gives the same image.
+    Shared with bench.py's image generator."""
+    for _ in range(rng.randint(5, 25)):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randint(10, max(11, w // 2)), y0 + rng.randint(10, max(11, h // 2))
+        color = tuple(rng.randrange(256) for _ in range(3))
+        kind = rng.randrange(3)
+        if kind == 0:
+            draw.ellipse([x0, y0, x1, y1], fill=color)
+        elif kind == 1:
+            draw.rectangle([x0, y0, x1, y1], fill=color)
+        else:
+            draw.line([x0, y0, x1, y1], fill=color, width=rng.randint(1, max_line_width))
+
+
 def make_image(job):
     seed, w, h, noise, path = job
     rng = random.Random(seed)
@@ -34,17 +51,7 @@ def make_image(job):
     base += 20 * np.sin(xx * fx)[..., None] * np.cos(yy * fy)[..., None]
     img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(img)
-    for _ in range(rng.randint(5, 25)):
-        x0, y0 = rng.randrange(w), rng.randrange(h)
-        x1, y1 = x0 + rng.randint(10, max(11, w // 2)), y0 + rng.randint(10, max(11, h // 2))
-        color = tuple(rng.randrange(256) for _ in range(3))
-        kind = rng.randrange(3)
-        if kind == 0:
-            draw.ellipse([x0, y0, x1, y1], fill=color)
-        elif kind == 1:
-            draw.rectangle([x0, y0, x1, y1], fill=color)
-        else:
-            draw.line([x0, y0, x1, y1], fill=color, width=rng.randint(1, max(2, w // 100)))
+    draw_random_shapes(draw, rng, w, h, max_line_width=max(2, w // 100))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
     arr = np.asarray(img).astype(np.int16)
     arr = arr + nrng.integers(-noise, noise + 1, size=arr.shape, dtype=np.int16)
