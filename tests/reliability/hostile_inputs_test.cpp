@@ -376,6 +376,23 @@ std::vector<Line> line_corpus(int first_id) {
   return lines;
 }
 
+// The set-up of the small path cases: `lines` become <dir>/data/manifest.jsonl, the run (into
+// <dir>/run) has no image root and no enforcement, so paths resolve against the manifest's folder;
+// it must finish and account for every line.
+void run_with_lines(const fs::path& dir, const std::vector<Line>& lines) {
+  const fs::path root = dir / "data";
+  const fs::path manifest = root / "manifest.jsonl";
+  Bytes text;
+  for (const Line& l : lines) text += l.text + "\n";
+  write_bytes(manifest, text);
+  RunConfig c = evaluator_config(root, {manifest}, dir / "run");
+  c.image_root.clear();
+  c.enforce_image_root = false;
+  std::string log;
+  ASSERT_EQ(run(c, &log), kExitOk) << log;
+  check_accounting(lines, dir / "run", manifest);
+}
+
 TEST(HostileInputs, EveryLineIsAccountedForWithTheRightReason) {
   testing::TempDir tmp;
   const fs::path root = tmp.path() / "data";
@@ -440,7 +457,6 @@ TEST(HostileInputs, WithoutEnforcementEscapingPathsAreOrdinaryPaths) {
   // enforce_image_root off (the default): "../x" is resolved against the manifest's folder and
   // read like any other path; /etc/passwd is a file but not an image.
   testing::TempDir tmp;
-  const fs::path root = tmp.path() / "data";
   write_bytes(tmp.path() / "outside.jpg", fixture_image("photo_640x480.jpg"));
   const std::vector<Line> lines = {
       {row(1, "../outside.jpg"), Fate::kScored, "", ""},
@@ -448,14 +464,7 @@ TEST(HostileInputs, WithoutEnforcementEscapingPathsAreOrdinaryPaths) {
       {row(3, (tmp.path() / "outside.jpg").string()), Fate::kScored, "", ""},
       {row(4, "ftp://host/x.jpg"), Fate::kBadRow, "remote_path", "image"},
   };
-  Bytes text;
-  for (const Line& l : lines) text += l.text + "\n";
-  write_bytes(root / "manifest.jsonl", text);
-  RunConfig c = evaluator_config(root, {root / "manifest.jsonl"}, tmp.path() / "run");
-  c.image_root.clear();
-  c.enforce_image_root = false;
-  ASSERT_EQ(run(c), kExitOk);
-  check_accounting(lines, tmp.path() / "run", root / "manifest.jsonl");
+  run_with_lines(tmp.path(), lines);
 }
 
 TEST(HostileInputs, SpecialFilesAreRowErrorsNotHangs) {
@@ -472,18 +481,10 @@ TEST(HostileInputs, SpecialFilesAreRowErrorsNotHangs) {
       {row(3, "/dev/null"), Fate::kBadRow, "unreadable_file", "image"},
       {row(4, "img/photo.jpg"), Fate::kScored, "", ""},
   };
-  Bytes text;
-  for (const Line& l : lines) text += l.text + "\n";
-  write_bytes(root / "manifest.jsonl", text);
-  RunConfig c = evaluator_config(root, {root / "manifest.jsonl"}, tmp.path() / "run");
-  c.image_root.clear();
-  c.enforce_image_root = false;
   const auto start = std::chrono::steady_clock::now();
-  std::string log;
-  ASSERT_EQ(run(c, &log), kExitOk) << log;
+  run_with_lines(tmp.path(), lines);
   // The whole run (model load included) is seconds; a blocked open would never finish.
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 120.0);
-  check_accounting(lines, tmp.path() / "run", root / "manifest.jsonl");
 }
 
 TEST(HostileInputs, UnusualManifestFiles) {
