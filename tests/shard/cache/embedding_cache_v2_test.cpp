@@ -38,15 +38,46 @@ using testing::error_of;
 
 bool has_h5py() { return std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0; }
 
+// A cache at `path` with one table (kImage) of items 0..keys-1, each embedding_of(1, item, dim),
+// committed.
+void write_image_table(const fs::path& path, int keys, int dim) {
+  EmbeddingCacheWriter w(path);
+  for (int i = 0; i < keys; ++i) w.add(kImage, key_of(i), i, embedding_of(1, i, dim).data(), dim);
+  w.commit();
+}
+
+// The description a run writes for a Hugging Face model directory (fingerprint "modelA",
+// normalized embeddings); the fields the tests vary are the arguments.
+TableDescription hf_description(const std::string& name, const std::string& path,
+                                const std::string& precision) {
+  TableDescription d;
+  d.model_name = name;
+  d.model_path = path;
+  d.model_format = "huggingface-dir";
+  d.fingerprint = "modelA";
+  d.precision = precision;
+  d.normalized = 1;
+  return d;
+}
+
+// Writes `source` to <dir>/<name> and runs it with /usr/bin/python3 and `args`; fails with the
+// command line unless it exits 0.
+::testing::AssertionResult run_python(const fs::path& dir, const std::string& name,
+                                      const std::string& source,
+                                      const std::vector<fs::path>& args) {
+  const fs::path script = dir / name;
+  std::ofstream(script) << source;
+  std::string command = "/usr/bin/python3 " + script.string();
+  for (const fs::path& a : args) command += " " + a.string();
+  if (std::system(command.c_str()) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "failed: " << command;
+}
+
 TEST(EmbeddingCacheV2, LookupsAcrossManyKeyBlocks) {
   testing::TempDir dir;
   const fs::path path = dir.path() / "cache.h5";
   constexpr int kKeys = 5000;  // 5 blocks of 1024 keys
-  {
-    EmbeddingCacheWriter w(path);
-    for (int i = 0; i < kKeys; ++i) w.add(kImage, key_of(i), i, embedding_of(1, i, 4).data(), 4);
-    w.commit();
-  }
+  write_image_table(path, kKeys, 4);
   EmbeddingCacheReader reader(path);
   EXPECT_EQ(reader.size(kImage), kKeys);
   std::vector<float> got;
@@ -119,13 +150,8 @@ TEST(EmbeddingCacheV2, MergeOfMorePartsThanOpenAtOnceKeepsFirstWins) {
 
 TEST(EmbeddingCacheV2, DescriptionsAreKeptByTheMerge) {
   testing::TempDir dir;
-  TableDescription d;
-  d.model_name = "openai/clip-vit-base-patch32";
-  d.model_path = "/models/clip/model.safetensors";
-  d.model_format = "huggingface-dir";
-  d.fingerprint = "modelA";
-  d.precision = "fp16";
-  d.normalized = 1;
+  const TableDescription d =
+      hf_description("openai/clip-vit-base-patch32", "/models/clip/model.safetensors", "fp16");
   TableDescription other = d;
   other.model_path = "/elsewhere/model.safetensors";
   const fs::path a = dir.path() / "a.h5", b = dir.path() / "b.h5", out = dir.path() / "out.h5";
@@ -157,8 +183,7 @@ TEST(EmbeddingCacheV2, DescriptionsAreKeptByTheMerge) {
 TEST(EmbeddingCacheV2, OtherToolsAndOtherVersionsAreRefusedClearly) {
   if (!has_h5py()) GTEST_SKIP() << "/usr/bin/python3 with h5py not available";
   testing::TempDir dir;
-  const fs::path script = dir.path() / "make.py";
-  std::ofstream(script) << R"(import sys, h5py, numpy as np
+  ASSERT_TRUE(run_python(dir.path(), "make.py", R"(import sys, h5py, numpy as np
 d = sys.argv[1]
 with h5py.File(d + "/other.h5", "w") as f:          # another tool: no clipshard attributes
     f["data"] = np.zeros((3, 4), dtype=np.float32)
@@ -170,9 +195,8 @@ for v in (1, 3):                                     # an older and a future cli
         f.attrs["format"] = np.bytes_("clipshard-embeddings")
         f.attrs["version"] = np.int64(v)
         f.create_group("models")
-)";
-  const std::string command = "/usr/bin/python3 " + script.string() + " " + dir.path().string();
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+)",
+                         {dir.path()}));
 
   const std::string other = error_of([&] { EmbeddingCacheReader r(dir.path() / "other.h5"); });
   EXPECT_NE(other.find("other.h5"), std::string::npos) << other;
@@ -200,13 +224,8 @@ TEST(EmbeddingCacheV2, UnsortedKeysAreReported) {
   if (!has_h5py()) GTEST_SKIP() << "/usr/bin/python3 with h5py not available";
   testing::TempDir dir;
   const fs::path swapped = dir.path() / "swapped.h5", fenced = dir.path() / "fenced.h5";
-  for (const fs::path& p : {swapped, fenced}) {
-    EmbeddingCacheWriter w(p);
-    for (int i = 0; i < 3000; ++i) w.add(kImage, key_of(i), i, embedding_of(1, i, 2).data(), 2);
-    w.commit();
-  }
-  const fs::path script = dir.path() / "edit.py";
-  std::ofstream(script) << R"(import sys, h5py
+  for (const fs::path& p : {swapped, fenced}) write_image_table(p, 3000, 2);
+  ASSERT_TRUE(run_python(dir.path(), "edit.py", R"(import sys, h5py
 def table(f):
     found = []
     f.visititems(lambda n, o: found.append(o) if isinstance(o, h5py.Group) and "key" in o else None)
@@ -218,10 +237,8 @@ with h5py.File(sys.argv[1], "r+") as f:   # two keys of the second block swapped
 with h5py.File(sys.argv[2], "r+") as f:   # a fence key that is not its block's first key
     fence = table(f)["fence"]
     fence[1] = table(f)["key"][1030]
-)";
-  const std::string command =
-      "/usr/bin/python3 " + script.string() + " " + swapped.string() + " " + fenced.string();
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+)",
+                         {swapped, fenced}));
 
   EmbeddingCacheReader reader(swapped);
   const std::string lookup = error_of([&] {
@@ -257,13 +274,7 @@ TEST(EmbeddingCacheV2, TheDocumentedH5pyExampleRuns) {
   const fs::path script = dir.path() / "example.py", cache = dir.path() / "embeddings.h5",
                  out = dir.path() / "out.txt";
   std::ofstream(script) << doc.substr(begin + 10, end - begin - 10) << "\n";
-  TableDescription d;
-  d.model_name = "tiny";
-  d.model_path = "/m/model.safetensors";
-  d.model_format = "huggingface-dir";
-  d.fingerprint = "modelA";
-  d.precision = "fp32";
-  d.normalized = 1;
+  const TableDescription d = hf_description("tiny", "/m/model.safetensors", "fp32");
   {
     EmbeddingCacheWriter w(cache);
     w.describe(kImage, d);
