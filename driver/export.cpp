@@ -15,6 +15,7 @@
 #include "shard/atomic_file.h"
 #include "shard/cache/embedding_cache_reader.h"
 #include "shard/cache/half_float.h"
+#include "shard/keep_rule.h"
 #include "shard/npy_writer.h"
 #include "shard/row_keys.h"
 #include "shard/run_directory.h"
@@ -37,14 +38,14 @@ nlohmann::json read_json(const fs::path& path) {
 struct Step {
   std::string name;
   bool is_filter = false;
-  // Filters: a row is kept when its sim >= cutoff; nullopt = the step kept nothing.
-  std::optional<double> cutoff;
 };
 
 // What the export needs to know about the run, checked before anything is written.
 struct RunInfo {
   std::vector<Step> steps;
-  size_t filters = 0;
+  // The filters' cutoffs as the merge applied them (keep_rule.h), in pipeline order: one per
+  // filter, one sim per filter in each row of the sims parts.
+  std::vector<double> cutoffs;
   int64_t shard_count = 0;
 };
 
@@ -97,9 +98,12 @@ RunInfo check_run(const fs::path& run_dir) {
       throw std::runtime_error(summary_path.string() + ": unknown operator \"" + step.name + "\"");
     }
     if (step.is_filter) {
-      ++info.filters;
-      const auto& cut = o["effective_threshold"];
-      if (cut.is_number()) step.cutoff = cut.get<double>();
+      try {
+        info.cutoffs.push_back(cutoff_from_json(o.value("effective_threshold", nlohmann::json())));
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(summary_path.string() + ": operator \"" + step.name +
+                                 "\": " + e.what());
+      }
     }
     info.steps.push_back(step);
   }
@@ -314,7 +318,7 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
   if (!output) throw std::runtime_error("cannot read " + dir.output().string());
   std::string line, merged;
   std::vector<RowKeys> keys;
-  std::vector<float> sims(info.filters), image, text;
+  std::vector<float> sims(info.cutoffs.size()), image, text;
   for (int64_t s = 0; s < info.shard_count; ++s) {
     const ShardPartPaths parts = dir.shard_parts(s);
     const fs::path keys_path = row_keys_path(run_dir, s);
@@ -344,26 +348,20 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
     std::ifstream rows(parts.output, std::ios::binary);
     if (!rows) throw std::runtime_error("cannot read shard part " + parts.output.string());
     std::ifstream sims_in(parts.sims, std::ios::binary);
-    if (info.filters > 0 && !sims_in)
+    if (!info.cutoffs.empty() && !sims_in)
       throw std::runtime_error("cannot read shard part " + parts.sims.string());
     while (std::getline(rows, line)) {
       if (!row_keys.next(&keys))
         throw std::runtime_error(keys_path.string() + " has fewer rows than " +
                                  parts.output.string());
-      bool kept = true;
-      if (info.filters > 0) {
+      if (!info.cutoffs.empty()) {
         if (!sims_in.read(reinterpret_cast<char*>(sims.data()), sims.size() * sizeof(float)))
           throw std::runtime_error(parts.sims.string() + " has fewer rows than " +
                                    parts.output.string());
-        size_t f = 0;
-        for (const Step& step : info.steps) {
-          if (!step.is_filter) continue;
-          // The merge's rule (shard/merge.cpp): kept when sim >= the cutoff, in double.
-          if (!step.cutoff || !(static_cast<double>(sims[f]) >= *step.cutoff)) kept = false;
-          ++f;
-        }
+        // The merge's own rule: the row is in output.jsonl when every filter keeps it.
+        if (first_dropping_filter(sims.data(), info.cutoffs.data(), sims.size()) < sims.size())
+          continue;
       }
-      if (!kept) continue;
       if (!std::getline(output, merged) || merged != line)
         throw std::runtime_error(dir.output().string() + " does not match the parts of shard " +
                                  std::to_string(s) +
@@ -407,7 +405,7 @@ ExportResult export_run(const fs::path& run_dir, const ExportOptions& options) {
     }
     if (row_keys.next(&keys))
       throw std::runtime_error(keys_path.string() + " has more rows than " + parts.output.string());
-    if (info.filters > 0 && sims_in.peek() != std::char_traits<char>::eof())
+    if (!info.cutoffs.empty() && sims_in.peek() != std::char_traits<char>::eof())
       throw std::runtime_error(parts.sims.string() + " has more rows than " +
                                parts.output.string());
   }

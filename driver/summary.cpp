@@ -7,6 +7,7 @@
 #include "driver/report.h"
 #include "shard/atomic_file.h"
 #include "shard/cache/embedding_cache_merge.h"
+#include "shard/keep_rule.h"
 #include "shard/merge.h"
 
 namespace clipshard {
@@ -92,9 +93,7 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
       o["rows_in"] = f.rows_in;
       o["kept"] = f.kept;
       o["dropped"] = f.dropped;
-      // JSON has no infinity: a top_fraction that keeps nothing has no cutoff.
-      o["effective_threshold"] =
-          std::isfinite(f.effective_threshold) ? nlohmann::json(f.effective_threshold) : nullptr;
+      o["effective_threshold"] = cutoff_to_json(f.effective_threshold);  // export reads it back
       if (std::isfinite(f.effective_threshold)) mark = f.effective_threshold;
     } else {
       o["rows_in"] = stats.count + stats.bad_rows;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "shard/atomic_file.h"
+#include "shard/keep_rule.h"
 #include "shard/part_format.h"
 
 namespace clipshard {
@@ -114,20 +115,6 @@ uint32_t ordered_bits(float v) {
   std::memcpy(&bits, &v, 4);
   return bits;
 }
-
-// Decides, row by row, which filter steps keep a row, given the cutoffs known so far.
-struct KeepDecider {
-  const std::vector<FilterRule>* rules;
-  std::vector<double> cutoffs;  // per filter; NaN = not yet known
-  // Returns the index of the first filter that drops the row (or rules.size() if kept by all),
-  // evaluating only the filters whose cutoffs are known, up to `limit`.
-  size_t first_drop(const float* row_sims, size_t limit) const {
-    for (size_t f = 0; f < limit; ++f) {
-      if (!(static_cast<double>(row_sims[f]) >= cutoffs[f])) return f;
-    }
-    return limit;
-  }
-};
 
 // The fine bin of a score (clamped into [0, kFineBins - 1]).
 int fine_bin(double v) {
@@ -356,19 +343,21 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       throw std::invalid_argument("merge_shards: a scored filter has no sims column");
   }
   const size_t columns = filters.size();
-  KeepDecider decider{&filters, std::vector<double>(columns, std::nan(""))};
+  // Per filter, in pipeline order; NaN until known (a filter's cutoff may depend on the earlier
+  // ones: top_fraction counts the rows they keep).
+  std::vector<double> cutoffs(columns, std::nan(""));
 
-  // Pass 0: totals from the done files, and each shard's object rows (-1: not recorded).
-  std::vector<int64_t> shard_rows(shard_count, -1);
+  // Pass 0: each shard's statistics from its done file, and their totals.
+  std::vector<ShardStats> shard_stats;
+  shard_stats.reserve(static_cast<size_t>(shard_count));
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
     if (!std::filesystem::exists(parts.done))
       throw std::runtime_error("cannot merge: shard " + std::to_string(s) + " is not finished");
     int rank = -1;
-    const ShardStats stats = read_done_part(parts.done, &rank);
-    shard_rows[s] = stats.rows;
-    result.shard_totals.add(stats);
-    result.per_rank[rank].add(stats);
+    shard_stats.push_back(read_done_part(parts.done, &rank));
+    result.shard_totals.add(shard_stats.back());
+    result.per_rank[rank].add(shard_stats.back());
   }
 
   // Cutoffs, one filter at a time (a top_fraction is computed over the rows the earlier filters
@@ -378,7 +367,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
     FilterOutcome outcome;
     outcome.name = filters[f].name;
     if (!filters[f].top_fraction) {
-      decider.cutoffs[f] = filters[f].threshold;
+      cutoffs[f] = filters[f].threshold;
       outcome.effective_threshold = filters[f].threshold;
       result.filters.push_back(outcome);
       continue;
@@ -389,7 +378,8 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       for (int64_t s = 0; s < shard_count; ++s) {
         const auto sims = read_sims_part(dir.shard_parts(s).sims, columns);
         for (size_t r = 0; r + columns <= sims.size(); r += columns) {
-          if (decider.first_drop(&sims[r], f) == f) fn(ordered_bits(sims[r + f]));
+          if (first_dropping_filter(&sims[r], cutoffs.data(), f) == f)
+            fn(ordered_bits(sims[r + f]));
         }
       }
     };
@@ -398,7 +388,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       ++alive;
     });
     const double fraction = *filters[f].top_fraction;
-    const int64_t k = std::min<int64_t>(alive, static_cast<int64_t>(std::ceil(fraction * alive)));
+    const int64_t k = top_fraction_rank(fraction, alive);
     double cutoff = std::numeric_limits<double>::infinity();  // keeps nothing when k == 0
     if (k > 0) {
       int64_t above = 0;
@@ -420,7 +410,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
       std::memcpy(&value, &bits, 4);
       cutoff = value;
     }
-    decider.cutoffs[f] = cutoff;
+    cutoffs[f] = cutoff;
     outcome.effective_threshold = cutoff;
     result.filters.push_back(outcome);
   }
@@ -439,9 +429,10 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
   std::string scratch;
   for (int64_t s = 0; s < shard_count; ++s) {
     const auto parts = dir.shard_parts(s);
-    if (whole_parts && shard_rows[s] >= 0 && ends_with_newline(parts.output)) {
+    // A negative row count (a damaged done file) is not trusted: such a part is read line by line.
+    if (whole_parts && shard_stats[s].rows >= 0 && ends_with_newline(parts.output)) {
       output.append_file(parts.output);
-      result.rows_out += shard_rows[s];
+      result.rows_out += shard_stats[s].rows;
     } else {
       const auto sims = read_sims_part(parts.sims, columns);
       LineReader rows(parts.output);
@@ -450,7 +441,7 @@ MergeResult merge_shards(const RunDirectory& dir, int64_t shard_count,
         if (columns > 0 && r + columns > sims.size())
           throw std::runtime_error("shard part " + parts.sims.string() + " has fewer rows than " +
                                    parts.output.string());
-        const size_t drop = columns ? decider.first_drop(&sims[r], columns) : 0;
+        const size_t drop = columns ? first_dropping_filter(&sims[r], cutoffs.data(), columns) : 0;
         for (size_t f = 0; f < columns && f <= drop; ++f) {
           ++result.filters[f].rows_in;
           if (f < drop)
