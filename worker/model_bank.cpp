@@ -28,13 +28,31 @@ std::string normalization_tag(const PreprocessSpec& spec) {
   return hex;
 }
 
+// A loaded model as it runs on this rank, under the name the config gave it (`op` left empty).
+OperatorModelInfo resolved_info(const LoadedModel& loaded, const std::string& model_name) {
+  const DeviceChoice& placement = loaded.model->placement();
+  OperatorModelInfo info;
+  info.model_name = model_name;
+  info.resolved_path = loaded.resolved_path.string();
+  info.weights_file = loaded.weights_file.string();
+  info.format = model_format_name(loaded.format);
+  info.fingerprint = loaded.fingerprint;
+  info.device = placement.device.str();
+  info.device_type = placement.device.is_cuda()  ? "cuda"
+                     : placement.device.is_cpu() ? "cpu"
+                                                 : placement.device.str();
+  info.precision = precision_name(placement.dtype);
+  return info;
+}
+
 }  // namespace
 
 struct ModelBank::Model {
   LoadedModel loaded;
-  std::string name;  // as the first operator using it gave it
-  std::string device;
-  std::string precision;                             // "fp32", "fp16", "bf16"
+  // What this rank resolved (paths, format, fingerprint, device, precision), filled once at load:
+  // the one source of operator_models, table_description, model_description and
+  // cache_numerics_suffix. model_name: as the first operator using the model gave it.
+  OperatorModelInfo info;
   std::optional<ClipTokenizer> hf_tokenizer;         // CLIP operators (CLIPProcessor semantics)
   std::optional<ClipTokenizer> official_tokenizer;   // Long-CLIP operator
   std::optional<ClipTokenizer> open_clip_tokenizer;  // open_clip models, every operator
@@ -67,9 +85,7 @@ ModelBank::ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOption
       request.precision = precision;
       request.architecture = op.architecture;
       model->loaded = load_model(request);
-      model->device = device;
-      model->name = op.model_name;
-      model->precision = precision_name(model->loaded.model->placement().dtype);
+      model->info = resolved_info(model->loaded, op.model_name);
       models_.push_back(std::move(model));
     }
     const int m = it->second;
@@ -135,45 +151,35 @@ const std::string& ModelBank::model_id(int model) const {
 }
 
 std::string ModelBank::model_description(int model) const {
-  const auto& l = models_.at(model)->loaded;
-  return l.weights_file.string() + " (" + model_format_name(l.format) + ", " +
-         l.model->placement().device.str() + ", " + models_.at(model)->precision + ")";
+  const OperatorModelInfo& m = models_.at(model)->info;
+  return m.weights_file + " (" + m.format + ", " + m.device + ", " + m.precision + ")";
 }
 
 std::string ModelBank::cache_numerics_suffix(int model) const {
-  const Model& m = *models_.at(model);
-  const auto& device = m.loaded.model->placement().device;
-  if (device.is_cpu() && m.precision == "fp32") return "";
-  return "@" + m.precision + "-" + (device.is_cuda() ? "cuda" : device.is_cpu() ? "cpu" : "other");
+  const OperatorModelInfo& m = models_.at(model)->info;
+  if (m.device_type == "cpu" && m.precision == "fp32") return "";
+  return "@" + m.precision + "-" +
+         (m.device_type == "cuda" || m.device_type == "cpu" ? m.device_type : "other");
 }
 
 std::vector<OperatorModelInfo> ModelBank::operator_models() const {
   std::vector<OperatorModelInfo> out;
   for (size_t op = 0; op < op_names_.size(); ++op) {
-    const Model& m = *models_.at(image_spaces_.at(op_image_space_[op]).model);
-    const auto& device = m.loaded.model->placement().device;
-    OperatorModelInfo info;
+    OperatorModelInfo info = models_.at(image_spaces_.at(op_image_space_[op]).model)->info;
     info.op = op_names_[op].first;
-    info.model_name = op_names_[op].second;
-    info.resolved_path = m.loaded.resolved_path.string();
-    info.weights_file = m.loaded.weights_file.string();
-    info.format = model_format_name(m.loaded.format);
-    info.fingerprint = m.loaded.fingerprint;
-    info.device = device.str();
-    info.device_type = device.is_cuda() ? "cuda" : device.is_cpu() ? "cpu" : device.str();
-    info.precision = m.precision;
+    info.model_name = op_names_[op].second;  // this operator's spelling of the name
     out.push_back(std::move(info));
   }
   return out;
 }
 
 TableDescription ModelBank::table_description(int model) const {
-  const Model& m = *models_.at(model);
+  const OperatorModelInfo& m = models_.at(model)->info;
   TableDescription d;
-  d.model_name = m.name;
-  d.model_path = m.loaded.weights_file.string();
-  d.model_format = model_format_name(m.loaded.format);
-  d.fingerprint = m.loaded.fingerprint;
+  d.model_name = m.model_name;
+  d.model_path = m.weights_file;
+  d.model_format = m.format;
+  d.fingerprint = m.fingerprint;
   d.precision = m.precision;
   d.normalized = 1;  // encode_images / encode_texts return L2-normalised embeddings
   return d;
