@@ -8,7 +8,8 @@
 #   3. configure the lean build (no MPI, no OpenCV, Release, Ninja) against that prefix
 #   4. build    clipshard, the gpu tests and model_bench only
 #   5. test     ctest -L gpu
-#   6. bench    bench/gpu_bench.py: the towers per preset/precision/batch, then end to end
+#   6. bench    bench/gpu_bench.py: the towers per preset/precision (fp16, bf16, fp32)/batch, then
+#               end to end; bench/gpu_bench_check.py: every planned row is in the table or skipped
 # DIR gets one log per step, gpu-check.json (what passed, times, versions) and gpu-bench.md/.json.
 # The dry run also stages the deps when the archive is missing (needs apt), links against the
 # unpacked prefix rather than the system's -dev packages and checks that with ldd, runs the gpu
@@ -218,6 +219,11 @@ fi
 bench_args=(--build-dir "$build" --out "$out" --work "$build/bench-work" --deadline "$((deadline - 5))")
 if [[ $dry == 1 ]]; then bench_args+=(--device cpu --quick); else bench_args+=(--device cuda); fi
 run_step bench 400 bench-run.log $python "$repo/bench/gpu_bench.py" "${bench_args[@]}"
+# Every planned measurement is in gpu-bench.json and gpu-bench.md, or listed as skipped (the GPU's
+# deadline may cut the last ones); the dry run has time for all of them, bf16 included.
+check_args=("$out")
+if [[ $dry == 1 ]]; then check_args+=(--require-all); fi
+run_step bench-check 30 bench-check.log $python "$repo/bench/gpu_bench_check.py" "${check_args[@]}"
 
 step=done
 report ok "$([[ $dry == 1 ]] && echo "dry run" || echo "GPU check") finished in $(($(date +%s) - start))s; results in $out/gpu-bench.md"
