@@ -108,7 +108,9 @@ TEST(KeepRule, MergeAndExportKeepTheSameRows) {
       cutoffs.push_back(cutoff_from_json(nlohmann::json::parse(summary)["effective_threshold"]));
     }
     ASSERT_EQ(cutoffs.size(), rules.size());
-    if (rules[0].threshold > 1.0) EXPECT_EQ(cutoffs[1], kInf);  // nothing alive: a null cutoff
+    if (rules[0].threshold > 1.0) {
+      EXPECT_EQ(cutoffs[1], kInf);  // nothing alive: a null cutoff
+    }
     std::vector<std::string> exported;
     for (const Shard& shard : shards)
       for (size_t r = 0; r < shard.rows.size(); ++r)
