@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/micro_models.h"
 #include "common/test_files.h"
 #include "common/test_paths.h"
 #include "models/weights/python_check.h"
@@ -18,22 +19,12 @@ namespace clipshard {
 namespace {
 
 using testing::fixtures;
+using testing::golden;
+using testing::keys_of;
+using testing::micro;
 using testing::read_file_bytes;
 using testing::TempDir;
 using testing::write_file_bytes;
-
-std::filesystem::path micro() { return fixtures() / "models/micro"; }
-
-const nlohmann::json& golden() {
-  static const nlohmann::json g = nlohmann::json::parse(read_file_bytes(micro() / "golden.json"));
-  return g;
-}
-
-std::set<std::string> keys_of(const StateDict& sd) {
-  std::set<std::string> out;
-  for (const auto& [k, v] : sd) out.insert(k);
-  return out;
-}
 
 std::set<std::string> golden_keys(const nlohmann::json& list) {
   return list.get<std::set<std::string>>();
