@@ -116,6 +116,37 @@ std::vector<std::string_view> split_ws(std::string_view line) {
   return parts;
 }
 
+// A word being merged, for merge_heap and merge_buckets: its symbols as a doubly linked list over
+// their positions. A merge keeps the left node and retires the right one, so node indices keep
+// the word order (equal ranks merge left to right by index).
+struct SymbolChain {
+  std::vector<int32_t> sym, prev, next;  // next/prev: -1 at the ends
+  std::vector<char> alive;
+
+  explicit SymbolChain(const std::vector<int32_t>& symbols)
+      : sym(symbols), prev(symbols.size()), next(symbols.size()), alive(symbols.size(), 1) {
+    const std::size_t n = symbols.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      prev[i] = static_cast<int32_t>(i) - 1;
+      next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+    }
+  }
+  // Node p and the node after it become the one symbol `id` (at p).
+  void merge(int32_t p, int32_t id) {
+    const int32_t q = next[p];
+    sym[p] = id;
+    alive[q] = 0;
+    next[p] = next[q];
+    if (next[q] >= 0) prev[next[q]] = p;
+  }
+  // The symbols, in word order.
+  std::vector<int32_t> symbols() const {
+    std::vector<int32_t> out;
+    for (int32_t p = 0; p >= 0; p = next[p]) out.push_back(sym[p]);
+    return out;
+  }
+};
+
 }  // namespace
 
 struct BpeModel::Impl {
@@ -311,18 +342,12 @@ std::vector<int32_t> BpeModel::merge_heap(const std::vector<int32_t>& symbols) c
   const std::size_t n = symbols.size();
   if (n < 2) return symbols;
   if (n > kBucketQueueMinSymbols) return merge_buckets(symbols);
-  std::vector<int32_t> sym(symbols);
-  std::vector<int32_t> prev(n), next(n);
-  std::vector<char> alive(n, 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    prev[i] = static_cast<int32_t>(i) - 1;
-    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
-  }
+  SymbolChain chain(symbols);
   using Candidate = std::pair<int32_t, int32_t>;  // (rank, left node); a rank identifies its pair
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
   auto rank_at = [&](int32_t p) -> const Impl::Merge* {
-    if (p < 0 || next[p] < 0) return nullptr;
-    return impl_->find(sym[p], sym[next[p]]);
+    if (p < 0 || chain.next[p] < 0) return nullptr;
+    return impl_->find(chain.sym[p], chain.sym[chain.next[p]]);
   };
   auto push = [&](int32_t p) {
     if (const Impl::Merge* m = rank_at(p)) heap.emplace(m->rank, p);
@@ -337,43 +362,32 @@ std::vector<int32_t> BpeModel::merge_heap(const std::vector<int32_t>& symbols) c
     while (!heap.empty() && heap.top().first == rank) {
       const int32_t p = heap.top().second;
       heap.pop();
-      if (!alive[p]) continue;
+      if (!chain.alive[p]) continue;
       const Impl::Merge* m = rank_at(p);
       if (m == nullptr || m->rank != rank) continue;
-      const int32_t q = next[p];
-      sym[p] = m->id;
-      alive[q] = 0;
-      next[p] = next[q];
-      if (next[q] >= 0) prev[next[q]] = p;
+      chain.merge(p, m->id);
       touched.push_back(p);
     }
     for (int32_t p : touched) {
-      if (!alive[p]) continue;
-      push(prev[p]);
+      if (!chain.alive[p]) continue;
+      push(chain.prev[p]);
       push(p);
     }
   }
-  std::vector<int32_t> out;
-  for (int32_t p = 0; p >= 0; p = next[p]) out.push_back(sym[p]);
-  return out;
+  return chain.symbols();
 }
 
 std::vector<int32_t> BpeModel::merge_buckets(const std::vector<int32_t>& symbols) const {
   const std::size_t n = symbols.size();
   if (n < 2) return symbols;
-  std::vector<int32_t> sym(symbols);
-  std::vector<int32_t> prev(n), next(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    prev[i] = static_cast<int32_t>(i) - 1;
-    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
-  }
+  SymbolChain chain(symbols);
   // A bucket queue over ranks: bucket r holds the left nodes of pairs that had rank r when pushed
   // (stale entries are skipped: a pair's rank identifies the pair).
   std::vector<std::vector<int32_t>> buckets(impl_->merge_count);
   std::size_t lowest = buckets.size();
   auto rank_at = [&](int32_t p) -> const Impl::Merge* {
-    if (p < 0 || next[p] < 0) return nullptr;
-    return impl_->find(sym[p], sym[next[p]]);
+    if (p < 0 || chain.next[p] < 0) return nullptr;
+    return impl_->find(chain.sym[p], chain.sym[chain.next[p]]);
   };
   auto push = [&](int32_t p) {
     if (const Impl::Merge* m = rank_at(p)) {
@@ -382,7 +396,6 @@ std::vector<int32_t> BpeModel::merge_buckets(const std::vector<int32_t>& symbols
       lowest = std::min(lowest, r);
     }
   };
-  std::vector<char> alive(n, 1);
   for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
   std::vector<int32_t> round, touched;
   while (true) {
@@ -397,27 +410,21 @@ std::vector<int32_t> BpeModel::merge_buckets(const std::vector<int32_t>& symbols
     touched.clear();
     int32_t last = -1;
     for (int32_t p : round) {
-      if (p == last || !alive[p]) continue;
+      if (p == last || !chain.alive[p]) continue;
       last = p;
       const Impl::Merge* m = rank_at(p);
       if (m == nullptr || m->rank != rank) continue;
-      const int32_t q = next[p];
-      sym[p] = m->id;
-      alive[q] = 0;
-      next[p] = next[q];
-      if (next[q] >= 0) prev[next[q]] = p;
+      chain.merge(p, m->id);
       touched.push_back(p);
     }
     round.clear();
     for (int32_t p : touched) {
-      if (!alive[p]) continue;
-      push(prev[p]);
+      if (!chain.alive[p]) continue;
+      push(chain.prev[p]);
       push(p);
     }
   }
-  std::vector<int32_t> out;
-  for (int32_t p = 0; p >= 0; p = next[p]) out.push_back(sym[p]);
-  return out;
+  return chain.symbols();
 }
 
 void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out, bool word_end) const {
