@@ -10,18 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/fuzz_check.h"
 #include "shard/manifest_row.h"
-
-namespace {
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace clipshard;
+  using fuzz::check;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const ParsedLine parsed = parse_manifest_line(text);
   const bool blank = text.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos;

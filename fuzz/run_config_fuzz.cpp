@@ -10,17 +10,11 @@
 #include <string>
 
 #include "driver/run_config.h"
-
-namespace {
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-}  // namespace
+#include "fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace clipshard;
+  using fuzz::check;
   const std::string input(reinterpret_cast<const char*>(data), size);
   const auto newline = input.find('\n');
   const std::string assignment = newline == std::string::npos ? "" : input.substr(0, newline);

@@ -13,20 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "shard/row_source.h"
 #include "shard/shard_plan.h"
 #include "shard/tar_reader.h"
 
-namespace {
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace clipshard;
+  using fuzz::check;
   const int fd = memfd_create("tar_sample_fuzz", MFD_CLOEXEC);
   check(fd >= 0);
   for (size_t done = 0; done < size;) {

@@ -7,14 +7,13 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "fuzz/fuzz_check.h"
 #include "models/text/clip_tokenizer.h"
 #include "models/text/python_text.h"
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
+using clipshard::fuzz::check;
 
 void check_result(const clipshard::TokenizedText& r, int context) {
   check(r.ids.size() >= 2 && r.ids.size() <= static_cast<std::size_t>(context));
