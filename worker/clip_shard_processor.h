@@ -5,7 +5,9 @@
 // space; score; write parts. Decoding runs on a thread pool a few batches ahead of inference
 // (bounded memory); image batches are formed in first-appearance order within the shard, text
 // batches in order of token length (ties in first-appearance order), so their composition depends
-// only on the input and the config (never on ranks or on earlier crashes).
+// only on the input and the config (never on ranks or on earlier crashes). The processor owns what
+// outlives a shard (models, decode pool, reuse cache); the work on a shard is a sequence of named
+// phases, worker/shard_phases.h.
 #pragma once
 
 #include <filesystem>

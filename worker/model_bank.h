@@ -21,6 +21,7 @@
 #include "models/image/preprocess.h"
 #include "models/text/clip_tokenizer.h"
 #include "shard/cache/cache_table.h"
+#include "worker/embedding_models.h"
 #include "worker/operator_spec.h"
 #include "worker/placement.h"
 #include "worker/shard_processor.h"
@@ -36,62 +37,48 @@ struct ModelBankOptions {
   HostResources host;  // the machine's devices (HostResources::probe()), for operators' devices
 };
 
-struct ImageSpace {
-  int model = 0;
-  std::string pipeline;  // "hf224", "tv336", "oc224", ... (cache table name)
-  PreprocessSpec spec;
-};
-
-struct TextSpace {
-  int model = 0;
-  std::string pipeline;  // "hf77", "longclip248", "oc77" (cache table name)
-  TokenizerFlavor flavor = TokenizerFlavor::kHuggingFaceFast;
-  int context_length = 77;
-  bool split_join = false;  // Long-CLIP operator: " ".join(text.split()) first
-};
-
-class ModelBank {
+class ModelBank : public EmbeddingModels {
  public:
   // Loads every model the operators name (each distinct (model, device, precision) once). Throws
   // ModelError (models/clip) naming the model and where it looked, before any work starts.
   // Changes no process-wide state (Torch's threads, malloc): the program does, with tune_process
   // (models/weights/process_tuning.h).
   ModelBank(const std::vector<OperatorSpec>& ops, const ModelBankOptions& options);
-  ~ModelBank();
+  ~ModelBank() override;
   ModelBank(const ModelBank&) = delete;
   ModelBank& operator=(const ModelBank&) = delete;
 
-  int image_space_of(size_t op) const { return op_image_space_[op]; }
-  int text_space_of(size_t op) const { return op_text_space_[op]; }
-  const std::vector<ImageSpace>& image_spaces() const { return image_spaces_; }
-  const std::vector<TextSpace>& text_spaces() const { return text_spaces_; }
+  int image_space_of(size_t op) const override { return op_image_space_[op]; }
+  int text_space_of(size_t op) const override { return op_text_space_[op]; }
+  const std::vector<ImageSpace>& image_spaces() const override { return image_spaces_; }
+  const std::vector<TextSpace>& text_spaces() const override { return text_spaces_; }
 
   // Content fingerprint of a model's weights (the embedding cache's model id).
-  const std::string& model_id(int model) const;
+  const std::string& model_id(int model) const override;
   std::string model_description(int model) const;  // path, format, device (for logs/summary)
   // What the embedding cache records about a model's tables (shard/cache/cache_table.h): the
   // name the config gave, the weights file, format, fingerprint and the precision it runs at.
-  TableDescription table_description(int model) const;
+  TableDescription table_description(int model) const override;
 
   // What the model's numerics add to the pipeline names of its embedding cache tables: "" for
   // fp32 on the CPU (the reference numerics, and the table names of caches written before the
   // precision was configurable), else "@<precision>-<device type>" ("@fp16-cuda", "@bf16-cpu",
   // "@fp32-cuda"), so that an embedding computed in one precision or on one device type is never
   // reused by a run in another. The one place the cache learns the precision from.
-  std::string cache_numerics_suffix(int model) const;
+  std::string cache_numerics_suffix(int model) const override;
 
   // Per operator (constructor order): the model it runs on this rank, resolved.
   std::vector<OperatorModelInfo> operator_models() const;
 
   // Tokenizes a caption for a text space (applies split_join). Thread-safe.
-  TokenizedText tokenize(int text_space, std::string_view caption) const;
+  TokenizedText tokenize(int text_space, std::string_view caption) const override;
 
   // images: float [B, 3, R, R] on the CPU. Returns L2-normalised float32 [B, E] on the CPU.
-  at::Tensor encode_images(int image_space, const at::Tensor& images);
+  at::Tensor encode_images(int image_space, const at::Tensor& images) override;
   // ids: int64 [B, L] on the CPU. Returns L2-normalised float32 [B, E] on the CPU.
-  at::Tensor encode_texts(int text_space, const at::Tensor& ids);
+  at::Tensor encode_texts(int text_space, const at::Tensor& ids) override;
 
-  bool uses_cuda() const;
+  bool uses_cuda() const override;
 
  private:
   struct Model;
