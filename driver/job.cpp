@@ -120,7 +120,7 @@ DriverSide prepare_driver(const RunConfig& config, const JobOptions& options, st
   d.dir->remove_stale_temp_files();  // left by a killed run; nothing writes here before we start
   d.plan = plan_shards(inputs, config.lines_per_shard);
   if (options.restart) {
-    if (config.embedding_cache.enabled) keep_embeddings_for_restart(*d.dir, log);
+    if (config.processing.cache.write) keep_embeddings_for_restart(*d.dir, log);
     d.dir->clear_for_restart();
   }
   // state.json protects finished shards from being mixed with those of another config or input.

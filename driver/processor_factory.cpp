@@ -28,23 +28,17 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
   tune_process(tuning);
   auto models = std::make_shared<ModelBank>(config.pipeline, bank);
 
-  ClipProcessorOptions options;
-  options.batch_size = config.batch_size;
-  options.decode_threads = config.decode_threads > 0
-                               ? config.decode_threads
-                               : (gpu ? std::max(1, budget - 1) : std::max(1, budget / 4));
-  options.prefetch_batches = config.prefetch_batches;
-  options.source.image_root = config.image_root;
-  options.source.enforce_image_root = config.enforce_image_root;
-  options.decode.max_pixels = config.max_image_pixels;
-  options.decode.reduced_decode = config.reduced_decode;
-  options.cache.write = config.embedding_cache.enabled;
-  options.cache.lossy_fp16 = config.embedding_cache.lossy_fp16;
-  if (config.embedding_cache.enabled) {
+  // The configured options as they are; only what this worker decides is filled in.
+  ClipProcessorOptions options = config.processing;
+  if (options.decode_threads == 0)
+    options.decode_threads = gpu ? std::max(1, budget - 1) : std::max(1, budget / 4);
+  if (options.cache.write) {
     // The run directory's own cache (from an earlier run there, e.g. before --restart with a new
-    // threshold) and the configured ones.
-    options.cache.reuse.push_back(std::filesystem::path(config.output_dir) / "embeddings.h5");
-    for (const auto& p : config.embedding_cache.reuse) options.cache.reuse.push_back(p);
+    // threshold) first, then the configured ones.
+    options.cache.reuse.insert(options.cache.reuse.begin(),
+                               std::filesystem::path(config.output_dir) / "embeddings.h5");
+  } else {
+    options.cache.reuse.clear();  // a disabled cache is neither written nor read
   }
   return std::make_unique<ClipShardProcessor>(config.pipeline, std::move(models), options);
 }

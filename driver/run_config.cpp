@@ -1,6 +1,6 @@
 #include "driver/run_config.h"
 
-#include <set>
+#include <algorithm>
 #include <stdexcept>
 
 namespace clipshard {
@@ -9,162 +9,119 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& key, const std::string& what) {
-  throw std::invalid_argument("config key \"" + key + "\": " + what);
+// A choice among `allowed` (null = `null_means`); `names` is how the error message lists them.
+auto config_choice(std::vector<std::string> allowed, std::string null_means, std::string names) {
+  return [=](const json& v, const std::string& path) {
+    const std::string s = v.is_null() ? null_means : read_config_string(v, path);
+    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
+      throw_config_error(path, "must be " + names + ", got \"" + s + "\"");
+    return s;
+  };
 }
 
-std::string as_string(const json& v, const std::string& key) {
-  if (v.is_null()) return "";
-  if (!v.is_string()) bad(key, std::string("must be a string, got ") + v.type_name());
-  return v.get<std::string>();
+const ConfigFields<StepFilesConfig>& step_files_config_fields() {
+  using O = StepFilesConfig;
+  static const ConfigFields<O> fields = {
+      config_field("cache_path", &O::cache_path, config_string()),
+      config_field("file_name_prefix", &O::file_name_prefix, config_string()),
+  };
+  return fields;
 }
 
-bool as_bool(const json& v, const std::string& key) {
-  if (!v.is_boolean()) bad(key, std::string("must be true or false, got ") + v.type_name());
-  return v.get<bool>();
-}
+ConfigFields<RunConfig> make_run_config_fields() {
+  using O = RunConfig;
+  ConfigFields<O> own = {
+      config_field("input", &O::inputs, config_list_of<std::string>()),
+      config_field("output_dir", &O::output_dir, config_string()),
+      config_field("models_dir", &O::models_dir, config_string()),
+      config_field("device", &O::device,
+                   config_choice({"auto", "cpu", "cuda"}, "auto", "\"auto\", \"cpu\" or \"cuda\""))
+          .in_fingerprint(),
+      config_field("lines_per_shard", &O::lines_per_shard, config_int(1, int64_t{1} << 40)),
+      config_field("torch_threads", &O::torch_threads, config_int(0, 1024)),
+      config_field("webdataset_output", &O::webdataset_output, config_string()),
+      config_field("progress_interval_s", &O::progress_interval_s, config_number(0.0)),
+      config_field("worker_timeout_s", &O::worker_timeout_s, config_number(1.0)),
+  };
 
-int64_t as_int(const json& v, const std::string& key, int64_t min, int64_t max) {
-  if (!v.is_number_integer()) bad(key, std::string("must be an integer, got ") + v.type_name());
-  const int64_t x = v.get<int64_t>();
-  if (x < min || x > max)
-    bad(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
-                 std::to_string(x));
-  return x;
-}
+  ConfigField<O> precision =
+      config_field("precision", &O::precision,
+                   config_choice({"auto", "fp32", "fp16", "bf16"}, "auto",
+                                 "\"auto\", \"fp32\", \"fp16\" or \"bf16\""));
+  // Only when set, so that the fingerprints of existing runs do not change. The precision and
+  // device type each operator resolved to are checked separately (state.json's "resolved").
+  precision.fingerprint = [](const O& c, json* fp) {
+    if (c.precision != "auto") (*fp)["precision"] = c.precision;
+  };
+  own.push_back(std::move(precision));
 
-double as_double(const json& v, const std::string& key, double min) {
-  if (!v.is_number()) bad(key, std::string("must be a number, got ") + v.type_name());
-  const double x = v.get<double>();
-  if (!(x >= min)) bad(key, "must be >= " + std::to_string(min));
-  return x;
-}
+  ConfigField<O> step_files;  // an object, or null for none
+  step_files.key = "step_files";
+  step_files.read = [](const json& v, const std::string& path, O* c) {
+    if (v.is_null()) return;
+    if (!v.is_object()) throw_config_error(path, "must be an object or null");
+    read_config_object(step_files_config_fields(), v, path + ".", &c->step_files);
+    c->has_step_files = true;
+  };
+  step_files.value = [](const O& c) {
+    return c.has_step_files ? config_values(step_files_config_fields(), c.step_files) : json();
+  };
+  own.push_back(std::move(step_files));
 
-std::vector<std::string> as_string_list(const json& v, const std::string& key) {
-  std::vector<std::string> out;
-  if (v.is_string()) return {v.get<std::string>()};
-  if (!v.is_array()) bad(key, "must be a string or a list of strings");
-  for (const auto& e : v) out.push_back(as_string(e, key));
-  return out;
-}
-
-void check_keys(const json& object, const std::string& where, const std::set<std::string>& known) {
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    if (!known.count(it.key())) {
-      std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      throw std::invalid_argument("unknown config key \"" + where + it.key() +
-                                  "\" (known: " + list + ")");
+  ConfigField<O> pipeline;
+  pipeline.key = "pipeline";
+  pipeline.read = [](const json& v, const std::string& path, O* c) {
+    if (!v.is_array() || v.empty())
+      throw_config_error(path, "must be a non-empty list of operator steps");
+    for (size_t i = 0; i < v.size(); ++i) {
+      try {
+        c->pipeline.push_back(parse_operator_spec(v[i]));
+      } catch (const std::invalid_argument& e) {
+        throw_config_error(path + "." + std::to_string(i), e.what());
+      }
     }
-  }
+  };
+  pipeline.value = [](const O& c) {
+    json steps = json::array();
+    for (const auto& op : c.pipeline) steps.push_back(to_fingerprint_json(op));
+    return steps;
+  };
+  pipeline.fingerprint = [value = pipeline.value](const O& c, json* fp) {
+    (*fp)["pipeline"] = value(c);
+  };
+  own.push_back(std::move(pipeline));
+
+  ConfigField<O> comment;  // free text for the reader; ignored
+  comment.key = "comment";
+  comment.read = [](const json&, const std::string&, O*) {};
+  comment.value = [](const O&) { return json(); };
+  own.push_back(std::move(comment));
+
+  return own + embedded_config_fields<O>(
+                   clip_processor_config_fields(), [](auto& c) -> auto& { return c.processing; });
 }
 
 }  // namespace
 
+const ConfigFields<RunConfig>& run_config_fields() {
+  static const ConfigFields<RunConfig> fields = make_run_config_fields();
+  return fields;
+}
+
 RunConfig parse_run_config(const json& config) {
-  if (!config.is_object()) throw std::invalid_argument("the config must be a JSON object");
-  check_keys(config, "",
-             {"input",
-              "output_dir",
-              "image_root",
-              "enforce_image_root",
-              "models_dir",
-              "device",
-              "precision",
-              "batch_size",
-              "lines_per_shard",
-              "decode_threads",
-              "torch_threads",
-              "prefetch_batches",
-              "max_image_pixels",
-              "reduced_decode",
-              "embedding_cache",
-              "step_files",
-              "webdataset_output",
-              "progress_interval_s",
-              "worker_timeout_s",
-              "pipeline",
-              "comment"});
   RunConfig c;
-  for (auto it = config.begin(); it != config.end(); ++it) {
-    const std::string& k = it.key();
-    const json& v = it.value();
-    if (k == "input")
-      c.inputs = as_string_list(v, k);
-    else if (k == "output_dir")
-      c.output_dir = as_string(v, k);
-    else if (k == "image_root")
-      c.image_root = as_string(v, k);
-    else if (k == "enforce_image_root")
-      c.enforce_image_root = as_bool(v, k);
-    else if (k == "models_dir")
-      c.models_dir = as_string(v, k);
-    else if (k == "device") {
-      c.device = v.is_null() ? "auto" : as_string(v, k);
-      if (c.device != "auto" && c.device != "cpu" && c.device != "cuda")
-        bad(k, "must be \"auto\", \"cpu\" or \"cuda\", got \"" + c.device + "\"");
-    } else if (k == "precision") {
-      c.precision = v.is_null() ? "auto" : as_string(v, k);
-      if (!is_precision_name(c.precision))
-        bad(k, "must be \"auto\", \"fp32\", \"fp16\" or \"bf16\", got \"" + c.precision + "\"");
-    } else if (k == "batch_size")
-      c.batch_size = static_cast<int>(as_int(v, k, 1, 65536));
-    else if (k == "lines_per_shard")
-      c.lines_per_shard = as_int(v, k, 1, int64_t{1} << 40);
-    else if (k == "decode_threads")
-      c.decode_threads = static_cast<int>(as_int(v, k, 0, 1024));
-    else if (k == "torch_threads")
-      c.torch_threads = static_cast<int>(as_int(v, k, 0, 1024));
-    else if (k == "prefetch_batches")
-      c.prefetch_batches = static_cast<int>(as_int(v, k, 0, 64));
-    else if (k == "max_image_pixels")
-      c.max_image_pixels = as_int(v, k, 1, int64_t{1} << 40);
-    else if (k == "reduced_decode")
-      c.reduced_decode = as_bool(v, k);
-    else if (k == "progress_interval_s")
-      c.progress_interval_s = as_double(v, k, 0.0);
-    else if (k == "worker_timeout_s")
-      c.worker_timeout_s = as_double(v, k, 1.0);
-    else if (k == "embedding_cache") {
-      if (!v.is_object()) bad(k, "must be an object");
-      check_keys(v, "embedding_cache.", {"enabled", "lossy_fp16", "reuse"});
-      if (v.contains("enabled")) c.embedding_cache.enabled = as_bool(v["enabled"], k + ".enabled");
-      if (v.contains("lossy_fp16"))
-        c.embedding_cache.lossy_fp16 = as_bool(v["lossy_fp16"], k + ".lossy_fp16");
-      if (v.contains("reuse")) c.embedding_cache.reuse = as_string_list(v["reuse"], k + ".reuse");
-    } else if (k == "webdataset_output") {
-      c.webdataset_output = v.is_null() ? "" : as_string(v, k);
-    } else if (k == "step_files") {
-      if (v.is_null()) continue;
-      if (!v.is_object()) bad(k, "must be an object or null");
-      check_keys(v, "step_files.", {"cache_path", "file_name_prefix"});
-      c.has_step_files = true;
-      c.step_files.cache_path =
-          as_string(v.value("cache_path", json("./cache")), k + ".cache_path");
-      c.step_files.file_name_prefix = as_string(
-          v.value("file_name_prefix", json("dataflow_cache_step")), k + ".file_name_prefix");
-    } else if (k == "pipeline") {
-      if (!v.is_array() || v.empty()) bad(k, "must be a non-empty list of operator steps");
-      for (size_t i = 0; i < v.size(); ++i) {
-        try {
-          c.pipeline.push_back(parse_operator_spec(v[i]));
-        } catch (const std::invalid_argument& e) {
-          throw std::invalid_argument("config key \"pipeline." + std::to_string(i) +
-                                      "\": " + e.what());
-        }
-      }
-    }
-  }
-  if (c.inputs.empty()) bad("input", "at least one input manifest is required");
-  if (c.output_dir.empty()) bad("output_dir", "is required (the run directory)");
-  if (c.pipeline.empty()) bad("pipeline", "at least one operator step is required");
+  read_config_object(run_config_fields(), config, "", &c);
+  if (c.inputs.empty()) throw_config_error("input", "at least one input manifest is required");
+  if (c.output_dir.empty()) throw_config_error("output_dir", "is required (the run directory)");
+  if (c.pipeline.empty()) throw_config_error("pipeline", "at least one operator step is required");
   // fp16 has no CPU kernels (models/clip resolve_device); refused here when the device is known.
   for (size_t i = 0; i < c.pipeline.size(); ++i) {
     const auto& op = c.pipeline[i];
     const std::string device = op.device.empty() ? c.device : op.device;
     const std::string precision = op.precision.empty() ? c.precision : op.precision;
     if (device == "cpu" && precision == "fp16")
-      bad(op.precision.empty() ? "precision" : "pipeline." + std::to_string(i) + ".precision",
+      throw_config_error(
+          op.precision.empty() ? "precision" : "pipeline." + std::to_string(i) + ".precision",
           "fp16 is not available on the CPU (LibTorch has no fp16 CPU kernels); use bf16 or "
           "fp32, or device cuda");
   }
@@ -207,20 +164,9 @@ void apply_set(json& config, const std::string& assignment) {
 }
 
 json result_fingerprint(const RunConfig& c) {
-  json ops = json::array();
-  for (const auto& op : c.pipeline) ops.push_back(to_fingerprint_json(op));
-  json j = {{"pipeline", ops},
-            {"image_root", c.image_root},
-            {"enforce_image_root", c.enforce_image_root},
-            {"batch_size", c.batch_size},
-            {"max_image_pixels", c.max_image_pixels},
-            {"reduced_decode", c.reduced_decode},
-            {"device", c.device},
-            {"lossy_fp16_cache", c.embedding_cache.lossy_fp16}};
-  // Only when set, so that the fingerprints of existing runs do not change. The precision and
-  // device type each operator resolved to are checked separately (state.json's "resolved").
-  if (c.precision != "auto") j["precision"] = c.precision;
-  return j;
+  json fingerprint = json::object();
+  add_config_fingerprint(run_config_fields(), c, &fingerprint);
+  return fingerprint;
 }
 
 json merge_settings(const RunConfig& c) {

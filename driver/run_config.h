@@ -8,37 +8,34 @@
 #include <string>
 #include <vector>
 
+#include "shard/config_fields.h"
+#include "worker/clip_processor_options.h"
 #include "worker/operator_spec.h"
 
 namespace clipshard {
 
-struct EmbeddingCacheConfig {
-  bool enabled = true;      // write embeddings.h5 and reuse it (and `reuse`) in later runs
-  bool lossy_fp16 = false;  // store fp16 instead of fp32 (reused scores then differ by ~1e-3)
-  std::vector<std::string> reuse;  // more embeddings.h5 files to take embeddings from
-};
-
 struct StepFilesConfig {
-  std::string cache_path;        // DataFlow-MM FileStorage cache_path
-  std::string file_name_prefix;  // files are {cache_path}/{file_name_prefix}_step{N}.jsonl
+  std::string cache_path = "./cache";                    // DataFlow-MM FileStorage cache_path
+  std::string file_name_prefix = "dataflow_cache_step";  // {cache_path}/{prefix}_step{N}.jsonl
 };
 
+// A run's settings. The components' settings are their own options structs, embedded whole (their
+// member initialisers are the defaults; each lists its config keys once, next to it), so the
+// driver passes them on instead of copying fields. The config keys stay flat (docs/CONFIG.md):
+// `batch_size`, `image_root`, `max_image_pixels` ... sit at the top level beside the run's own.
 struct RunConfig {
   std::vector<std::string> inputs;  // "input": manifests and .tar shards (paths, globs, braces)
   std::string output_dir;           // the run directory (required)
-  std::string image_root;           // "" = relative image paths are relative to the manifest
-  bool enforce_image_root = false;  // refuse absolute paths and paths leaving image_root
   std::string models_dir;           // where model names are resolved (plus the HF cache)
   std::string device = "auto";      // auto | cpu | cuda (a worker uses GPU local_rank % n)
   std::string precision = "auto";   // auto | fp32 | fp16 | bf16; operators may override it
-  int batch_size = 32;              // images/captions per inference batch
   int64_t lines_per_shard = 512;    // manifest lines per shard (unit of scheduling/resume)
-  int decode_threads = 0;           // per worker; 0 = automatic (cores, device)
-  int torch_threads = 0;            // per worker; 0 = automatic
-  int prefetch_batches = 2;         // batches decoded ahead of inference
-  int64_t max_image_pixels = 2 * 89478485;  // larger images are refused (decompression bombs)
-  bool reduced_decode = false;              // JPEG DCT scaling for large images (not parity mode)
-  EmbeddingCacheConfig embedding_cache;
+  int torch_threads = 0;            // per worker; 0 = automatic (make_clip_processor)
+  // What a worker's ClipShardProcessor runs with (batch_size, decode_threads, prefetch_batches,
+  // source: image_root..., decode: max_image_pixels..., cache: embedding_cache.*).
+  // make_clip_processor fills in what each worker decides (automatic threads, the run
+  // directory's own embeddings.h5).
+  ClipProcessorOptions processing;
   bool has_step_files = false;
   StepFilesConfig step_files;          // write DataFlow-MM style per-step files too
   std::string webdataset_output;       // "" = off; else a folder for filtered copies of the tars
@@ -47,7 +44,14 @@ struct RunConfig {
   std::vector<OperatorSpec> pipeline;  // at least one step
 };
 
-// Parses a config object. Throws std::invalid_argument naming the offending key.
+// Every key of a run config (the run's own, those of `processing` beside them, the objects
+// `embedding_cache` and `step_files`, `comment`): what parse_run_config and result_fingerprint
+// follow, and what tests compare docs/CONFIG.md's defaults with.
+const ConfigFields<RunConfig>& run_config_fields();
+
+// Parses a config object: every key read by run_config_fields, then the checks across keys
+// (input, output_dir and pipeline are required; fp16 on an explicit cpu device). Throws
+// std::invalid_argument naming the offending key.
 RunConfig parse_run_config(const nlohmann::json& config);
 
 // Applies one `--set KEY=VALUE` to a config object before parsing: KEY is a dotted path
@@ -57,7 +61,9 @@ RunConfig parse_run_config(const nlohmann::json& config);
 void apply_set(nlohmann::json& config, const std::string& assignment);
 
 // The settings that change what the shards compute (for the run state: a resumed run must use
-// the same ones). Filter settings are not among them (merge_settings).
+// the same ones): the entries of the fields of run_config_fields that are in it. Filter settings
+// are not among them (merge_settings). Existing run directories compare it byte for byte: an
+// entry may only be added where its absence reads as before (precision: only when not "auto").
 nlohmann::json result_fingerprint(const RunConfig& config);
 
 // The settings that only change the merge's keep/drop decision (a filter's threshold and

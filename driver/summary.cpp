@@ -63,7 +63,7 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
   const MergeResult merged = merge_shards(dir, shard_count, filters, steps, scored);
 
   int64_t embedding_parts = 0;
-  if (config.embedding_cache.enabled) {
+  if (config.processing.cache.write) {
     std::vector<std::filesystem::path> parts;
     for (int64_t s = 0; s < shard_count; ++s) {
       const auto p = dir.shard_parts(s).embeddings;
@@ -120,8 +120,8 @@ nlohmann::json merge_and_summarize(const RunDirectory& dir, const ShardPlan& pla
       {"operators", operators},
       {"embeddings", totals_json["embeddings"]},
       {"embedding_cache",
-       {{"enabled", config.embedding_cache.enabled},
-        {"lossy_fp16", config.embedding_cache.lossy_fp16},
+       {{"enabled", config.processing.cache.write},
+        {"lossy_fp16", config.processing.cache.lossy_fp16},
         {"parts_merged", embedding_parts}}},
       {"shards",
        {{"total", shard_count},

@@ -26,8 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!assignment.empty()) apply_set(config, assignment);
     const RunConfig c = parse_run_config(config);
     check(!c.inputs.empty() && !c.output_dir.empty() && !c.pipeline.empty());
-    check(c.batch_size >= 1 && c.lines_per_shard >= 1 && c.max_image_pixels >= 1);
-    check(c.decode_threads >= 0 && c.torch_threads >= 0 && c.prefetch_batches >= 0);
+    check(c.processing.batch_size >= 1 && c.lines_per_shard >= 1 &&
+          c.processing.decode.max_pixels >= 1);
+    check(c.processing.decode_threads >= 0 && c.torch_threads >= 0 &&
+          c.processing.prefetch_batches >= 0);
     check(c.progress_interval_s >= 0 && c.worker_timeout_s >= 1);
     for (const OperatorSpec& op : c.pipeline) {
       check(!op.model_name.empty() && !op.image_key.empty() && !op.text_key.empty());

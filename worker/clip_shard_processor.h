@@ -14,27 +14,11 @@
 #include <memory>
 #include <vector>
 
-#include "models/image/image_decoder.h"
-#include "worker/image_source.h"
+#include "worker/clip_processor_options.h"
 #include "worker/model_bank.h"
 #include "worker/shard_processor.h"
 
 namespace clipshard {
-
-struct EmbeddingCacheOptions {
-  bool write = true;        // write per-shard embedding parts (merged into embeddings.h5)
-  bool lossy_fp16 = false;  // store fp16 (half the size; reused scores then differ slightly)
-  std::vector<std::filesystem::path> reuse;  // existing embeddings.h5 files to reuse from
-};
-
-struct ClipProcessorOptions {
-  int batch_size = 32;       // images (and captions) per inference batch
-  int decode_threads = 2;    // decode + preprocess threads
-  int prefetch_batches = 2;  // batches decoded ahead of the one being inferred
-  ImageSourceOptions source;
-  DecodeOptions decode;
-  EmbeddingCacheOptions cache;
-};
 
 class ClipShardProcessor : public ShardProcessor {
  public:

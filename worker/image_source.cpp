@@ -93,4 +93,17 @@ RowStatus resolve_image_path(const std::string& raw, const std::filesystem::path
   return RowStatus::Ok();
 }
 
+const ConfigFields<ImageSourceOptions>& image_source_config_fields() {
+  static const ConfigFields<ImageSourceOptions> fields = {
+      config_field("image_root", &ImageSourceOptions::image_root, config_string()).in_fingerprint(),
+      config_field("enforce_image_root", &ImageSourceOptions::enforce_image_root, config_bool())
+          .in_fingerprint(),
+  };
+  return fields;
+}
+
+void from_json(const nlohmann::json& object, ImageSourceOptions& options) {
+  read_config_object(image_source_config_fields(), object, "", &options);
+}
+
 }  // namespace clipshard

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "shard/config_fields.h"
 #include "shard/manifest_row.h"
 #include "shard/row_status.h"
 
@@ -20,6 +21,13 @@ struct ImageSourceOptions {
   bool enforce_image_root = false;   // refuse absolute paths and paths that leave image_root
   int64_t max_file_bytes = int64_t{1} << 30;  // larger files are refused before reading
 };
+
+// The config keys of ImageSourceOptions (docs/CONFIG.md, at the top level of a run config):
+// `image_root` (null = "") and `enforce_image_root`, both part of the result fingerprint (they
+// change which file a row reads). max_file_bytes is not a setting.
+const ConfigFields<ImageSourceOptions>& image_source_config_fields();
+// Reads an object holding only those keys (read_config_object: others are errors naming them).
+void from_json(const nlohmann::json& object, ImageSourceOptions& options);
 
 // A row's image: a file (`offset` < 0) or `size` bytes at `offset` inside the tar `path`.
 struct ImageRef {

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shard/config_fields.h"
 #include "shard/image_file.h"  // is_remote_path, read_image_file
 #include "shard/row_status.h"
 
@@ -57,6 +58,14 @@ struct DecodeOptions {
   // doubled the pixel difference to exact decoding (docs/PERFORMANCE.md, "Reduced decode").
   bool reduced_fast_dct = false;
 };
+
+// The config keys of DecodeOptions (docs/CONFIG.md, at the top level of a run config):
+// `max_image_pixels` (max_pixels, 1 .. 2^40) and `reduced_decode`, both part of the result
+// fingerprint (they change which images are refused and their pixels). The other fields are set by
+// the code that decodes (target_short_side) or are measured choices, not settings.
+const ConfigFields<DecodeOptions>& decode_config_fields();
+// Reads an object holding only those keys (read_config_object: others are errors naming them).
+void from_json(const nlohmann::json& object, DecodeOptions& options);
 
 // What the bytes are, from their signature.
 enum class ImageFormat { kUnknown, kJpeg, kPng, kGif, kWebp, kBmp, kTiff, kPnm, kJpeg2000, kOther };

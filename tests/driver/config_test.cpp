@@ -73,9 +73,9 @@ TEST(RunConfig, SetOverridesDottedPaths) {
   apply_set(c, "embedding_cache.enabled=false");
   apply_set(c, "output_dir=/tmp/x y");
   const RunConfig parsed = parse_run_config(c);
-  EXPECT_EQ(parsed.batch_size, 8);
+  EXPECT_EQ(parsed.processing.batch_size, 8);
   EXPECT_DOUBLE_EQ(parsed.pipeline[0].threshold, 0.5);
-  EXPECT_FALSE(parsed.embedding_cache.enabled);
+  EXPECT_FALSE(parsed.processing.cache.write);
   EXPECT_EQ(parsed.output_dir, "/tmp/x y");
   EXPECT_THROW(apply_set(c, "novalue"), std::invalid_argument);
   EXPECT_THROW(apply_set(c, "pipeline.7.threshold=1"), std::invalid_argument);
@@ -96,7 +96,7 @@ TEST(RunConfig, FingerprintChangesWithResultSettingsOnly) {
   auto a = parse_run_config(minimal());
   auto b = a;
   b.progress_interval_s = 1;
-  b.decode_threads = 7;
+  b.processing.decode_threads = 7;
   EXPECT_EQ(result_fingerprint(a), result_fingerprint(b));
   EXPECT_EQ(merge_settings(a), merge_settings(b));
   // A filter's threshold and top_fraction only change the merge: they are merge settings.

@@ -70,7 +70,8 @@ TEST(RerunAfterFailure, FailureOnTheFirstShardDoesNotBlockACorrectedCommand) {
   EXPECT_FALSE(std::filesystem::exists(tmp.path() / "run" / "state.json"));
 
   RunConfig corrected = bad;
-  corrected.batch_size = bad.batch_size + 1;  // another result fingerprint, as a new model_name
+  corrected.processing.batch_size =
+      bad.processing.batch_size + 1;  // another result fingerprint, as a new model_name
   ASSERT_EQ(run_job_in_process(corrected, q.options, pass_through()), kExitOk) << q.log.str();
   EXPECT_EQ(run_status(corrected.output_dir)["state"], "finished");
 }
@@ -88,7 +89,7 @@ TEST(RerunAfterFailure, StateLeftByARunThatFinishedNoShardDoesNotBlock) {
   std::filesystem::create_directories(dir.parts());
   ASSERT_TRUE(std::filesystem::exists(dir.state()));
   RunConfig other = first;
-  other.batch_size = first.batch_size + 1;
+  other.processing.batch_size = first.processing.batch_size + 1;
   EXPECT_EQ(run_job_in_process(other, q.options, pass_through()), kExitOk) << q.log.str();
 }
 
@@ -102,7 +103,7 @@ TEST(RerunAfterFailure, FinishedShardsOfAnotherConfigAreStillRefused) {
   ASSERT_TRUE(RunDirectory(first.output_dir).shard_done(0));
   ASSERT_TRUE(std::filesystem::exists(tmp.path() / "run" / "state.json"));
   RunConfig other = first;
-  other.batch_size = first.batch_size + 1;
+  other.processing.batch_size = first.processing.batch_size + 1;
   try {
     run_job_in_process(other, q.options, pass_through());
     FAIL() << "a different config was accepted over finished shards";

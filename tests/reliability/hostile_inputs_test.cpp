@@ -131,14 +131,14 @@ RunConfig evaluator_config(const fs::path& root, const std::vector<fs::path>& ma
   RunConfig c;
   for (const auto& m : manifests) c.inputs.push_back(m.string());
   c.output_dir = out.string();
-  c.image_root = root.string();
-  c.enforce_image_root = true;
+  c.processing.source.image_root = root;
+  c.processing.source.enforce_image_root = true;
   c.device = "cpu";
-  c.batch_size = 4;
+  c.processing.batch_size = 4;
   c.lines_per_shard = 5;
-  c.decode_threads = 2;
+  c.processing.decode_threads = 2;
   c.torch_threads = 1;
-  c.max_image_pixels = 100000000;  // 50000 x 50000 is 25 times that
+  c.processing.decode.max_pixels = 100000000;  // 50000 x 50000 is 25 times that
   c.progress_interval_s = 0;
   OperatorSpec op;
   op.kind = OperatorKind::kClipEvaluator;
@@ -386,8 +386,8 @@ void run_with_lines(const fs::path& dir, const std::vector<Line>& lines) {
   for (const Line& l : lines) text += l.text + "\n";
   write_bytes(manifest, text);
   RunConfig c = evaluator_config(root, {manifest}, dir / "run");
-  c.image_root.clear();
-  c.enforce_image_root = false;
+  c.processing.source.image_root.clear();
+  c.processing.source.enforce_image_root = false;
   std::string log;
   ASSERT_EQ(run(c, &log), kExitOk) << log;
   check_accounting(lines, dir / "run", manifest);
