@@ -69,6 +69,36 @@ def self_times(events):
     return out
 
 
+# The oneDNN GEMMs of one CLIP transformer layer, in the order clip_model.cpp calls them.
+LAYER_GEMMS = ("qkv projection", "attention q.k^T", "attention p.v", "out projection", "mlp c_fc",
+               "mlp c_proj")
+
+
+def gemm_roles(rows):
+    """Self time per GEMM role of one tower's mkldnn_convolution calls: the image tower's first is
+    the patch embedding, then LAYER_GEMMS per layer. None when the count does not match."""
+    convs = [us for name, _, us in rows if name == "aten::mkldnn_convolution"]
+    per = len(LAYER_GEMMS)
+    roles = collections.Counter()
+    if not convs:
+        return None
+    if len(convs) % per == 0:  # text tower (any number of micro-batches)
+        for i, us in enumerate(convs):
+            roles[LAYER_GEMMS[i % per]] += us
+        return roles
+    # Image tower: k micro-batches of (patch embedding + layers × per).
+    for k in range(1, 17):
+        if len(convs) % k == 0 and (len(convs) // k) % per == 1:
+            step = len(convs) // k
+            for b in range(k):
+                chunk = convs[b * step:(b + 1) * step]
+                roles["patch embedding"] += chunk[0]
+                for i, us in enumerate(chunk[1:]):
+                    roles[LAYER_GEMMS[i % per]] += us
+            return roles
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace", nargs="+")
@@ -101,8 +131,10 @@ def main():
                 ops[name] += us
                 calls[name] += 1
         total = sum(cats.values())
+        roles = gemm_roles([r for r in rows if pick(r[1])])
         result[tower] = {"total_ms": total / 1e3,
                          "categories_ms": {k: v / 1e3 for k, v in cats.most_common()},
+                         "gemm_roles_ms": {k: v / 1e3 for k, v in roles.items()} if roles else None,
                          "ops": [{"name": k, "self_ms": v / 1e3, "calls": calls[k]}
                                  for k, v in ops.most_common(15)]}
     if args.json:
@@ -113,6 +145,10 @@ def main():
         print("%s tower: %.1f ms of operator self time" % (tower, r["total_ms"]))
         for k, v in r["categories_ms"].items():
             print("  %-70s %8.1f ms %5.1f %%" % (k, v, 100 * v / max(r["total_ms"], 1e-9)))
+        if r["gemm_roles_ms"]:
+            print("  GEMMs by role (oneDNN convolutions in call order):")
+            for k, v in r["gemm_roles_ms"].items():
+                print("    %-40s %8.1f ms %5.1f %%" % (k, v, 100 * v / max(r["total_ms"], 1e-9)))
         print("  top operators:")
         for o in r["ops"]:
             print("    %-40s %8.1f ms %5d calls" % (o["name"], o["self_ms"], o["calls"]))

@@ -239,8 +239,8 @@ class TransformerImpl : public torch::nn::Module {
         // QuickGELU(u) = u·sigmoid(1.702·u) = silu(1.702·u) / 1.702. The factor 1.702 is folded
         // into ln_2 and c_fc's bias (u' = 1.702·u comes out of c_fc), 1/1.702 into the residual
         // add (and c_proj's bias times 1.702 to compensate): the MLP's largest tensor takes one
-        // in-place silu_ pass instead of three passes and a temporary (docs/PERFORMANCE.md, "CPU
-        // efficiency of the forward"). Only [width]- and [mlp]-sized vectors are scaled per call.
+        // in-place silu_ pass instead of three passes and a temporary (docs/PERFORMANCE.md, "Where
+        // the forward's time goes"). Only [width]- and [mlp]-sized vectors are scaled per call.
         h = layer_norm(x, t.ln_2_w * kQuickGeluScale, t.ln_2_b * kQuickGeluScale, eps_);
         auto u = linear(h, t.fc_w, t.fc_b * kQuickGeluScale);
         at::silu_(u);
@@ -317,7 +317,8 @@ class VisionTowerImpl : public torch::nn::Module {
     if (images.is_cpu() && images.scalar_type() == at::kFloat) {
       // The patch embedding's stride equals its kernel: it is one GEMM of the patches (one copy
       // rearranges the pixels patch by patch) with the weight as a [W, 3·P·P] matrix, through the
-      // same oneDNN GEMM as the projections, ~5x faster than ATen's NCHW convolution here.
+      // same oneDNN GEMM as the projections: about 2x faster than ATen's NCHW convolution
+      // (docs/PERFORMANCE.md, "Where the forward's time goes").
       const auto patches = images.reshape({batch, 3, grid, p, grid, p})
                                .permute({0, 2, 4, 1, 3, 5})
                                .reshape({batch, grid * grid, 3 * p * p});
