@@ -523,6 +523,23 @@ def run_clipshard(clipshard, manifest, model, family, run_dir, device, extra, lo
             "settings": summary.get("ranks", {}), "scores": scores, "config": extra}
 
 
+def run_baseline(args, name, model, family, manifest, n, case_dir):
+    out = os.path.join(case_dir, "baseline.json")
+    load0 = loadavg()
+    rc, wall, rss, cpu = run_measured(
+        [sys.executable, os.path.abspath(__file__), "baseline", "--model", model, "--family",
+         family, "--manifest", manifest, "--threads", str(args.threads), "--batch", "16",
+         "--device", args.device, "--out", out], log=os.path.join(case_dir, "baseline.log"))
+    if rc != 0:
+        fail("baseline failed", os.path.join(case_dir, "baseline.log"))
+    base = json.load(open(out))
+    base.update({"wall_seconds": wall, "pairs_per_s": n / wall,
+                 "pairs_per_s_processing": n / base["seconds"], "peak_rss_mib": rss,
+                 "cpu_seconds": cpu, "load_before": load0, "load_after": loadavg()})
+    print("[%s] baseline: %.2f pairs/s" % (name, base["pairs_per_s"]), flush=True)
+    return base
+
+
 def run_case(args, name, preset, fmt, family, n, work, tools, reduced_check):
     case_dir = os.path.join(work, name)
     os.makedirs(case_dir, exist_ok=True)
@@ -544,7 +561,7 @@ def run_case(args, name, preset, fmt, family, n, work, tools, reduced_check):
     if args.decode_threads:
         extra["decode_threads"] = args.decode_threads
 
-    runs = []
+    runs, other_runs = [], []
     for r in range(args.repeat):
         res = run_clipshard(tools["clipshard"], manifest, model, family,
                             os.path.join(case_dir, "run-exact-%d" % r), args.device, extra,
@@ -552,21 +569,21 @@ def run_case(args, name, preset, fmt, family, n, work, tools, reduced_check):
         print("[%s] clipshard run %d: %.2f pairs/s (load %.1f)" %
               (name, r + 1, res["pairs_per_s"], res["load_before"]), flush=True)
         runs.append(res)
+        if args.compare_clipshard:
+            # A/B on a shared machine: the other binary right after, run by run.
+            res = run_clipshard(args.compare_clipshard, manifest, model, family,
+                                os.path.join(case_dir, "run-compare-%d" % r), args.device, extra,
+                                os.path.join(case_dir, "clipshard-compare-%d.log" % r))
+            print("[%s] compared binary run %d: %.2f pairs/s (load %.1f)" %
+                  (name, r + 1, res["pairs_per_s"], res["load_before"]), flush=True)
+            other_runs.append(res)
     best = max(runs, key=lambda x: x["pairs_per_s"])
 
-    out = os.path.join(case_dir, "baseline.json")
-    load0 = loadavg()
-    rc, wall, rss, cpu = run_measured(
-        [sys.executable, os.path.abspath(__file__), "baseline", "--model", model, "--family",
-         family, "--manifest", manifest, "--threads", str(args.threads), "--batch", "16",
-         "--device", args.device, "--out", out], log=os.path.join(case_dir, "baseline.log"))
-    if rc != 0:
-        fail("baseline failed", os.path.join(case_dir, "baseline.log"))
-    base = json.load(open(out))
-    base.update({"wall_seconds": wall, "pairs_per_s": n / wall,
-                 "pairs_per_s_processing": n / base["seconds"], "peak_rss_mib": rss,
-                 "cpu_seconds": cpu, "load_before": load0, "load_after": loadavg()})
-    print("[%s] baseline: %.2f pairs/s" % (name, base["pairs_per_s"]), flush=True)
+    base = None
+    if args.no_baseline:
+        print("[%s] baseline skipped (--no-baseline)" % name, flush=True)
+    else:
+        base = run_baseline(args, name, model, family, manifest, n, case_dir)
 
     probe_log = os.path.join(case_dir, "probe.json")
     rc, *_ = run_measured([tools["bench_probe"], "--model", model, "--family", family,
@@ -580,16 +597,28 @@ def run_case(args, name, preset, fmt, family, n, work, tools, reduced_check):
           (name, probe["flop_limit_pairs_per_s"], probe["best_gflops"], probe["gflop_per_pair"]),
           flush=True)
 
-    agree = max(abs(a - b) for a, b in zip(best["scores"], base.pop("scores")))
     case = {"case": name, "preset": preset, "pairs": n, "device": args.device,
             "clipshard": {k: v for k, v in best.items() if k != "scores"},
             "clipshard_all_runs_pairs_per_s": [r["pairs_per_s"] for r in runs],
             "baseline": base, "probe": probe,
-            "ratio_to_baseline": best["pairs_per_s"] / base["pairs_per_s"],
+            "ratio_to_baseline": best["pairs_per_s"] / base["pairs_per_s"] if base else None,
             "fraction_of_flop_limit": best["pairs_per_s"] / probe["flop_limit_pairs_per_s"],
             "fraction_of_flop_limit_processing":
                 best["pairs_per_s_processing"] / probe["flop_limit_pairs_per_s"],
-            "max_abs_score_diff_vs_baseline": agree}
+            "max_abs_score_diff_vs_baseline":
+                max(abs(a - b) for a, b in zip(best["scores"], base.pop("scores")))
+                if base else None}
+    if other_runs:
+        other = max(other_runs, key=lambda x: x["pairs_per_s"])
+        case["compare"] = {
+            "binary": args.compare_clipshard,
+            "all_runs_pairs_per_s": [r["pairs_per_s"] for r in other_runs],
+            "all_runs_worker_seconds": [r["worker_seconds"] for r in other_runs],
+            "clipshard_all_runs_worker_seconds": [r["worker_seconds"] for r in runs],
+            "best": {k: v for k, v in other.items() if k != "scores"},
+            "fraction_of_flop_limit": other["pairs_per_s"] / probe["flop_limit_pairs_per_s"],
+            "max_abs_score_diff_vs_clipshard":
+                max(abs(a - b) for a, b in zip(best["scores"], other["scores"]))}
     if reduced_check:
         res = run_clipshard(tools["clipshard"], manifest, model, family,
                             os.path.join(case_dir, "run-reduced"), args.device,
@@ -627,9 +656,11 @@ def print_table(result):
         cs, b, p = c["clipshard"], c["baseline"], c["probe"]
         w = cs["worker_seconds"]
         rows.append((c["case"], c["pairs"], "%.2f" % cs["pairs_per_s"],
-                     "%.2f" % b["pairs_per_s"], "%.2f" % p["flop_limit_pairs_per_s"],
-                     "%.2fx" % c["ratio_to_baseline"], "%.0f%%" % (100 * c["fraction_of_flop_limit"]),
-                     "%.0f / %.0f" % (cs["peak_rss_mib"], b["peak_rss_mib"]),
+                     "%.2f" % b["pairs_per_s"] if b else "-",
+                     "%.2f" % p["flop_limit_pairs_per_s"],
+                     "%.2fx" % c["ratio_to_baseline"] if b else "-",
+                     "%.0f%%" % (100 * c["fraction_of_flop_limit"]),
+                     "%.0f / %s" % (cs["peak_rss_mib"], "%.0f" % b["peak_rss_mib"] if b else "-"),
                      "%.1f/%.1f/%.1f/%.1f" % (w["outside_worker"], w["decode_wait"], w["model"],
                                               w["other"])))
     head = ("case", "pairs", "clipshard/s", "baseline/s", "FLOP-limit/s", "ratio",
@@ -666,6 +697,12 @@ def main():
     ap.add_argument("--probe-seconds", type=float, default=1.0, help="time per GEMM shape/backend")
     ap.add_argument("--no-reduced-check", action="store_true",
                     help="skip the reduced_decode comparison run")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the PyTorch baseline (minutes on a loaded machine)")
+    ap.add_argument("--compare-clipshard", default=None, metavar="BINARY",
+                    help="another clipshard binary (e.g. a copy built from main) run after each "
+                         "clipshard run on the same data: an A/B of --repeat pairs of runs, in "
+                         "the JSON's case.compare")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the result JSON here")
     args = ap.parse_args()

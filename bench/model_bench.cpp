@@ -2,7 +2,7 @@
 //
 // Usage: model_bench --model PATH [--family clip|longclip] [--threads N] [--batch B[,B...]]
 //                    [--text-len L] [--reps R] [--device cpu|cuda]
-//                    [--precision auto|fp32|fp16|bf16] [--trace FILE]
+//                    [--precision auto|fp32|fp16|bf16] [--trace FILE [--trace-reps N]]
 // load_model() sets glibc's malloc up for the forward (CLIPSHARD_DEFAULT_MALLOC=1 leaves glibc's
 // defaults, for comparisons). Prints one JSON object: seconds per image batch and per text batch
 // (best of R), images/s, texts/s, and the pairs/s the two towers allow together. Several batch
@@ -10,7 +10,8 @@
 // Times include the host-to-device copy of the inputs and the copy of the features back, as in
 // a run (encode_* return CPU tensors, so a CUDA batch is finished when they return). --trace writes
 // a Chrome trace (chrome://tracing, Perfetto) of the ATen operators of one image and one text batch
-// after a warm-up batch.
+// after a warm-up batch; --trace-reps N > 1 records N such traces, FILE then FILE.2 ... FILE.N (on
+// a shared machine bench/trace_breakdown.py takes each operator's minimum over them).
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -28,7 +29,7 @@
 
 int main(int argc, char** argv) {
   std::string model, family = "clip", device = "cpu", precision, trace, batches = "32";
-  int threads = 0, text_len = 32, reps = 3;
+  int threads = 0, text_len = 32, reps = 3, trace_reps = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--model")
@@ -49,11 +50,13 @@ int main(int argc, char** argv) {
       device = v;
     else if (a == "--trace")
       trace = v;
+    else if (a == "--trace-reps")
+      trace_reps = std::stoi(v);
   }
   if (model.empty()) {
     std::cerr << "usage: model_bench --model PATH [--family clip|longclip] [--threads N] "
                  "[--batch B[,B...]] [--text-len L] [--reps R] [--device cpu|cuda] "
-                 "[--precision auto|fp32|fp16|bf16] [--trace FILE]\n";
+                 "[--precision auto|fp32|fp16|bf16] [--trace FILE [--trace-reps N]]\n";
     return 2;
   }
   try {
@@ -93,9 +96,12 @@ int main(int argc, char** argv) {
       if (!trace.empty()) {
         (void)loaded.model->encode_image(images);
         (void)loaded.model->encode_text(ids);
-        torch::autograd::profiler::RecordProfile guard(trace);
-        (void)loaded.model->encode_image(images);
-        (void)loaded.model->encode_text(ids);
+        for (int r = 1; r <= std::max(1, trace_reps); ++r) {
+          torch::autograd::profiler::RecordProfile guard(r == 1 ? trace
+                                                                : trace + "." + std::to_string(r));
+          (void)loaded.model->encode_image(images);
+          (void)loaded.model->encode_text(ids);
+        }
       }
       // Wall-clock bounds of the measurement, to match it with GPU utilisation samples.
       const auto epoch = [] {

@@ -146,11 +146,15 @@ at::Tensor cpu_attention_onednn(const at::Tensor& qkv, double scale, const at::T
   return out;
 }
 
+// QuickGELU's constant: u·sigmoid(1.702·u).
+constexpr double kQuickGeluScale = 1.702;
+
 // In place: x is a temporary of the caller's.
 at::Tensor activate(at::Tensor x, Activation act) {
   switch (act) {
     case Activation::kQuickGelu:
-      return x.mul_((x * 1.702).sigmoid_());  // the same operations as x * sigmoid(1.702 * x)
+      // The same operations as x * sigmoid(1.702 * x).
+      return x.mul_((x * kQuickGeluScale).sigmoid_());
     case Activation::kGelu:
       return torch::gelu(x);
     case Activation::kGeluTanh:
@@ -231,8 +235,20 @@ class TransformerImpl : public torch::nn::Module {
 #endif
       auto sum = at::empty_like(x, at::MemoryFormat::Contiguous);  // the caller's x is not modified
       x = at::add_out(sum, x, attended);
-      h = layer_norm(x, t.ln_2_w, t.ln_2_b, eps_);
-      x.add_(linear(activate(linear(h, t.fc_w, t.fc_b), act_), t.proj_w, t.proj_b));
+      if (act_ == Activation::kQuickGelu && x.scalar_type() == at::kFloat) {
+        // QuickGELU(u) = u·sigmoid(1.702·u) = silu(1.702·u) / 1.702. The factor 1.702 is folded
+        // into ln_2 and c_fc's bias (u' = 1.702·u comes out of c_fc), 1/1.702 into the residual
+        // add (and c_proj's bias times 1.702 to compensate): the MLP's largest tensor takes one
+        // in-place silu_ pass instead of three passes and a temporary (docs/PERFORMANCE.md, "Where
+        // the forward's time goes"). Only [width]- and [mlp]-sized vectors are scaled per call.
+        h = layer_norm(x, t.ln_2_w * kQuickGeluScale, t.ln_2_b * kQuickGeluScale, eps_);
+        auto u = linear(h, t.fc_w, t.fc_b * kQuickGeluScale);
+        at::silu_(u);
+        x.add_(linear(u, t.proj_w, t.proj_b * kQuickGeluScale), 1.0 / kQuickGeluScale);
+      } else {
+        h = layer_norm(x, t.ln_2_w, t.ln_2_b, eps_);
+        x.add_(linear(activate(linear(h, t.fc_w, t.fc_b), act_), t.proj_w, t.proj_b));
+      }
     }
     return x;
   }
@@ -295,9 +311,22 @@ class VisionTowerImpl : public torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& images) const {
-    const int64_t batch = images.size(0);
-    auto x = at::conv2d(images, conv1_.to(images.scalar_type()), {}, {dims_.vision_patch});
-    x = x.flatten(2).transpose(1, 2);  // [B, grid², W]
+    const int64_t batch = images.size(0), p = dims_.vision_patch;
+    const int64_t grid = dims_.image_resolution / p, w = dims_.vision_width;
+    at::Tensor x;
+    if (images.is_cpu() && images.scalar_type() == at::kFloat) {
+      // The patch embedding's stride equals its kernel: it is one GEMM of the patches (one copy
+      // rearranges the pixels patch by patch) with the weight as a [W, 3·P·P] matrix, through the
+      // same oneDNN GEMM as the projections: about 2x faster than ATen's NCHW convolution
+      // (docs/PERFORMANCE.md, "Where the forward's time goes").
+      const auto patches = images.reshape({batch, 3, grid, p, grid, p})
+                               .permute({0, 2, 4, 1, 3, 5})
+                               .reshape({batch, grid * grid, 3 * p * p});
+      x = linear(patches, conv1_.view({w, 3 * p * p}), at::Tensor());  // [B, grid², W]
+    } else {
+      x = at::conv2d(images, conv1_.to(images.scalar_type()), {}, {p});
+      x = x.flatten(2).transpose(1, 2);  // [B, grid², W]
+    }
     auto cls = class_embedding_.to(x.scalar_type()).view({1, 1, -1}).expand({batch, 1, -1});
     x = at::cat({cls, x}, 1) + positional_embedding_.to(x.scalar_type());
     x = layer_norm(x, ln_pre_w_, ln_pre_b_, dims_.layer_norm_eps);
