@@ -30,6 +30,13 @@ using ProcessorFactory =
 std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
                                                     const WorkerPlacement& placement);
 
+// What make_clip_processor gives its ClipShardProcessor: config.processing as configured, with
+// what the worker decides filled in. decode_threads 0 (automatic) becomes, at least 1, all but
+// one of `cpu_budget` on a GPU (the CPU only decodes) and a quarter of it on the CPU (inference
+// takes the cores); with the cache enabled the run directory's own embeddings.h5 comes first in
+// the reuse list; a disabled cache reuses nothing.
+ClipProcessorOptions worker_processor_options(const RunConfig& config, bool gpu, int cpu_budget);
+
 struct JobOptions {
   // Discard finished shards of a different earlier run. Without it a run directory whose
   // state.json belongs to another config or input is refused, unless no shard there is finished

@@ -6,6 +6,21 @@
 
 namespace clipshard {
 
+ClipProcessorOptions worker_processor_options(const RunConfig& config, bool gpu, int cpu_budget) {
+  ClipProcessorOptions options = config.processing;
+  if (options.decode_threads == 0)
+    options.decode_threads = gpu ? std::max(1, cpu_budget - 1) : std::max(1, cpu_budget / 4);
+  if (options.cache.write) {
+    // The run directory's own cache (from an earlier run there, e.g. before --restart with a new
+    // threshold) first, then the configured ones.
+    options.cache.reuse.insert(options.cache.reuse.begin(),
+                               std::filesystem::path(config.output_dir) / "embeddings.h5");
+  } else {
+    options.cache.reuse.clear();
+  }
+  return options;
+}
+
 std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
                                                     const WorkerPlacement& placement) {
   const HostResources host = HostResources::probe();
@@ -28,19 +43,8 @@ std::unique_ptr<ShardProcessor> make_clip_processor(const RunConfig& config,
   tune_process(tuning);
   auto models = std::make_shared<ModelBank>(config.pipeline, bank);
 
-  // The configured options as they are; only what this worker decides is filled in.
-  ClipProcessorOptions options = config.processing;
-  if (options.decode_threads == 0)
-    options.decode_threads = gpu ? std::max(1, budget - 1) : std::max(1, budget / 4);
-  if (options.cache.write) {
-    // The run directory's own cache (from an earlier run there, e.g. before --restart with a new
-    // threshold) first, then the configured ones.
-    options.cache.reuse.insert(options.cache.reuse.begin(),
-                               std::filesystem::path(config.output_dir) / "embeddings.h5");
-  } else {
-    options.cache.reuse.clear();  // a disabled cache is neither written nor read
-  }
-  return std::make_unique<ClipShardProcessor>(config.pipeline, std::move(models), options);
+  return std::make_unique<ClipShardProcessor>(config.pipeline, std::move(models),
+                                              worker_processor_options(config, gpu, budget));
 }
 
 }  // namespace clipshard

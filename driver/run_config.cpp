@@ -81,6 +81,7 @@ ConfigFields<RunConfig> make_run_config_fields() {
       }
     }
   };
+  // As the fingerprint holds it: a filter's threshold and top_fraction are merge_settings.
   pipeline.value = [](const O& c) {
     json steps = json::array();
     for (const auto& op : c.pipeline) steps.push_back(to_fingerprint_json(op));

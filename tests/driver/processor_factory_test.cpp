@@ -38,5 +38,41 @@ TEST(MakeClipProcessor, AutomaticThreadsAreTheWorkersCpuBudget) {
   at::set_num_threads(before);
 }
 
+// The configured processing options reach the processor whole; only the worker's own decisions
+// are filled in.
+TEST(WorkerProcessorOptions, PassesTheConfigThroughAndFillsTheWorkersDecisions) {
+  RunConfig c;
+  c.output_dir = "run";
+  c.processing.batch_size = 5;
+  c.processing.prefetch_batches = 7;
+  c.processing.source.image_root = "/img";
+  c.processing.decode.max_pixels = 1234;
+  c.processing.decode.reduced_decode = true;
+  c.processing.cache.lossy_fp16 = true;
+  c.processing.cache.reuse = {"a.h5", "b.h5"};
+  const ClipProcessorOptions cpu = worker_processor_options(c, /*gpu=*/false, /*cpu_budget=*/8);
+  EXPECT_EQ(cpu.batch_size, 5);
+  EXPECT_EQ(cpu.prefetch_batches, 7);
+  EXPECT_EQ(cpu.source.image_root, "/img");
+  EXPECT_EQ(cpu.decode.max_pixels, 1234);
+  EXPECT_TRUE(cpu.decode.reduced_decode);
+  EXPECT_TRUE(cpu.cache.write);
+  EXPECT_TRUE(cpu.cache.lossy_fp16);
+  EXPECT_EQ(cpu.cache.reuse, (std::vector<std::filesystem::path>{
+                                 std::filesystem::path("run") / "embeddings.h5", "a.h5", "b.h5"}));
+  // decode_threads 0 = automatic: a quarter of the budget on the CPU, all but one on a GPU.
+  EXPECT_EQ(cpu.decode_threads, 2);
+  EXPECT_EQ(worker_processor_options(c, /*gpu=*/true, 8).decode_threads, 7);
+  EXPECT_EQ(worker_processor_options(c, false, 2).decode_threads, 1);
+  EXPECT_EQ(worker_processor_options(c, true, 1).decode_threads, 1);
+  c.processing.decode_threads = 3;
+  EXPECT_EQ(worker_processor_options(c, false, 8).decode_threads, 3);
+  // A disabled cache is neither written nor read, the configured reuse list included.
+  c.processing.cache.write = false;
+  const ClipProcessorOptions off = worker_processor_options(c, false, 8);
+  EXPECT_FALSE(off.cache.write);
+  EXPECT_TRUE(off.cache.reuse.empty());
+}
+
 }  // namespace
 }  // namespace clipshard
