@@ -1,6 +1,5 @@
 #include "driver/run_config.h"
 
-#include <algorithm>
 #include <stdexcept>
 
 namespace clipshard {
@@ -9,12 +8,13 @@ namespace {
 
 using nlohmann::json;
 
-// A choice among `allowed` (null = `null_means`); `names` is how the error message lists them.
-auto config_choice(std::vector<std::string> allowed, std::string null_means, std::string names) {
+// A string for which `allowed` holds (null = `null_means`); `names` is how the error message
+// lists the allowed values.
+template <class Allowed>
+auto config_choice(Allowed allowed, std::string null_means, std::string names) {
   return [=](const json& v, const std::string& path) {
     const std::string s = v.is_null() ? null_means : read_config_string(v, path);
-    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
-      throw_config_error(path, "must be " + names + ", got \"" + s + "\"");
+    if (!allowed(s)) throw_config_error(path, "must be " + names + ", got \"" + s + "\"");
     return s;
   };
 }
@@ -34,8 +34,11 @@ ConfigFields<RunConfig> make_run_config_fields() {
       config_field("input", &O::inputs, config_list_of<std::string>()),
       config_field("output_dir", &O::output_dir, config_string()),
       config_field("models_dir", &O::models_dir, config_string()),
-      config_field("device", &O::device,
-                   config_choice({"auto", "cpu", "cuda"}, "auto", "\"auto\", \"cpu\" or \"cuda\""))
+      config_field(
+          "device", &O::device,
+          config_choice(
+              [](const std::string& s) { return s == "auto" || s == "cpu" || s == "cuda"; }, "auto",
+              "\"auto\", \"cpu\" or \"cuda\""))
           .in_fingerprint(),
       config_field("lines_per_shard", &O::lines_per_shard, config_int(1, int64_t{1} << 40)),
       config_field("torch_threads", &O::torch_threads, config_int(0, 1024)),
@@ -44,10 +47,9 @@ ConfigFields<RunConfig> make_run_config_fields() {
       config_field("worker_timeout_s", &O::worker_timeout_s, config_number(1.0)),
   };
 
-  ConfigField<O> precision =
-      config_field("precision", &O::precision,
-                   config_choice({"auto", "fp32", "fp16", "bf16"}, "auto",
-                                 "\"auto\", \"fp32\", \"fp16\" or \"bf16\""));
+  ConfigField<O> precision = config_field(
+      "precision", &O::precision,
+      config_choice(is_precision_name, "auto", "\"auto\", \"fp32\", \"fp16\" or \"bf16\""));
   // Only when set, so that the fingerprints of existing runs do not change. The precision and
   // device type each operator resolved to are checked separately (state.json's "resolved").
   precision.fingerprint = [](const O& c, json* fp) {
