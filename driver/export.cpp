@@ -37,7 +37,6 @@ nlohmann::json read_json(const fs::path& path) {
 // One pipeline step as the run's last merge saw it (summary.json "operators").
 struct Step {
   std::string name;
-  bool is_filter = false;
 };
 
 // What the export needs to know about the run, checked before anything is written.
@@ -92,12 +91,13 @@ RunInfo check_run(const fs::path& run_dir) {
   for (const auto& o : ops) {
     Step step;
     step.name = o.value("operator", "");
+    bool is_filter = false;
     try {
-      step.is_filter = parse_operator_name(step.name) == OperatorKind::kClipFilter;
+      is_filter = parse_operator_name(step.name) == OperatorKind::kClipFilter;
     } catch (const std::invalid_argument&) {
       throw std::runtime_error(summary_path.string() + ": unknown operator \"" + step.name + "\"");
     }
-    if (step.is_filter) {
+    if (is_filter) {
       try {
         info.cutoffs.push_back(cutoff_from_json(o.value("effective_threshold", nlohmann::json())));
       } catch (const std::invalid_argument& e) {

@@ -24,6 +24,12 @@ double seconds_since(Clock::time_point t) {
 
 int batch_size_of(const ShardContext& ctx) { return std::max(1, ctx.options.batch_size); }
 
+// The sims columns of a row: one per filter operator.
+size_t filter_count(const std::vector<OperatorSpec>& ops) {
+  return static_cast<size_t>(
+      std::count_if(ops.begin(), ops.end(), [](const OperatorSpec& op) { return op.is_filter(); }));
+}
+
 // What a decode task hands back.
 struct Decoded {
   RowStatus status;
@@ -300,8 +306,7 @@ void score_rows(const ShardContext& ctx, ShardState* state) {
   const std::vector<ImageFile>& files = state->files;
   const std::vector<TextItem>& texts = state->texts;
   ShardStats& stats = state->stats;
-  size_t filters = 0;
-  for (const OperatorSpec& op : ctx.ops) filters += op.is_filter() ? 1 : 0;
+  const size_t filters = filter_count(ctx.ops);
   state->sims.clear();
   state->sims.reserve(state->rows.size() * filters);
   state->row_keys.assign(state->rows.size() * ctx.ops.size(), RowKeys{});
@@ -351,8 +356,7 @@ void write_parts(const ShardContext& ctx, const RunDirectory& dir, int rank,
   EmbeddingModels& models = ctx.models;
   const int64_t shard_id = ctx.task.shard.id;
   const size_t ops = ctx.ops.size();
-  size_t filters = 0;
-  for (const OperatorSpec& op : ctx.ops) filters += op.is_filter() ? 1 : 0;
+  const size_t filters = filter_count(ctx.ops);
 
   // Each row's content keys: the link from rows to the content-keyed cache entries that
   // `clipshard export` follows.
