@@ -197,7 +197,9 @@ OperatorModelInfo info(const std::string& device, const std::string& precision,
           precision};
 }
 
-RunIdentity identity() { return {nlohmann::json{{"x", 1}}, nlohmann::json::array(), 1, 1}; }
+RunIdentity identity() {
+  return {nlohmann::json{{"x", 1}}, nlohmann::json::array(), 1, 1, nlohmann::json()};
+}
 
 TEST(ResolvedModels, RanksMustAgreeAndTheSummaryListsTheirDevices) {
   testing::TempDir tmp;
