@@ -637,6 +637,13 @@ def run_case(args, name, preset, fmt, family, n, work, tools, reduced_check):
     return case
 
 
+# What caps a process's vector ISA (--cpu-isa): oneDNN's dispatcher and ATen's kernel dispatch.
+CPU_ISA_ENV = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+    "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "ATEN_CPU_CAPABILITY": "avx512"},
+}
+
+
 def machine_info(threads):
     model = "unknown"
     for line in open("/proc/cpuinfo"):
@@ -644,7 +651,8 @@ def machine_info(threads):
             model = line.split(":", 1)[1].strip()
             break
     env = {k: v for k, v in os.environ.items()
-           if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOMP", "CUDA_VISIBLE"))}
+           if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOMP", "CUDA_VISIBLE", "ONEDNN_", "DNNL_",
+                            "ATEN_CPU"))}
     return {"nproc": os.cpu_count(), "cpu_model": model, "threads": threads,
             "loadavg_start": open("/proc/loadavg").read().split()[:3],
             "hostname": os.uname().nodename, "env": env}
@@ -703,11 +711,18 @@ def main():
                     help="another clipshard binary (e.g. a copy built from main) run after each "
                          "clipshard run on the same data: an A/B of --repeat pairs of runs, in "
                          "the JSON's case.compare")
+    ap.add_argument("--cpu-isa", choices=sorted(CPU_ISA_ENV), default=None,
+                    help="cap the vector ISA of every process the bench runs (oneDNN and ATen's "
+                         "kernels; OpenBLAS is AVX2 already): avx2 measures AVX2 code on an "
+                         "AVX-512 machine, against a FLOP limit probed with the same cap")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write the result JSON here")
     args = ap.parse_args()
     if args.cmd == "baseline":
         return baseline_main(args)
+    if args.cpu_isa:
+        # Read by oneDNN and ATen when their libraries load: set before any process starts.
+        os.environ.update(CPU_ISA_ENV[args.cpu_isa])
 
     tools = {"clipshard": os.path.join(args.build_dir, "driver", "clipshard"),
              "bench_probe": os.path.join(args.build_dir, "bench", "bench_probe")}
