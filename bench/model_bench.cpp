@@ -5,13 +5,14 @@
 //                    [--precision auto|fp32|fp16|bf16] [--trace FILE [--trace-reps N]]
 // load_model() sets glibc's malloc up for the forward (CLIPSHARD_DEFAULT_MALLOC=1 leaves glibc's
 // defaults, for comparisons). Prints one JSON object: seconds per image batch and per text batch
-// (best of R), images/s, texts/s, and the pairs/s the two towers allow together. Several batch
-// sizes (--batch 64,256,512: one model load, as the GPU check wants) print one object per line.
-// Times include the host-to-device copy of the inputs and the copy of the features back, as in
-// a run (encode_* return CPU tensors, so a CUDA batch is finished when they return). --trace writes
-// a Chrome trace (chrome://tracing, Perfetto) of the ATen operators of one image and one text batch
-// after a warm-up batch; --trace-reps N > 1 records N such traces, FILE then FILE.2 ... FILE.N (on
-// a shared machine bench/trace_breakdown.py takes each operator's minimum over them).
+// (best of R; *_median: their median), images/s and texts/s (from the best), and the pairs/s the
+// two towers allow together. Several batch sizes (--batch 64,256,512: one model load, as the GPU
+// check wants) print one object per line. Times include the host-to-device copy of the inputs and
+// the copy of the features back, as in a run (encode_* return CPU tensors, so a CUDA batch is
+// finished when they return). --trace writes a Chrome trace (chrome://tracing, Perfetto) of the
+// ATen operators of one image and one text batch after a warm-up batch; --trace-reps N > 1 records
+// N such traces, FILE then FILE.2 ... FILE.N (on a shared machine bench/trace_breakdown.py takes
+// each operator's minimum over them).
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -83,15 +84,23 @@ int main(int argc, char** argv) {
       auto ids = torch::randint(1, 49000, {batch, text_len}, torch::kLong);
       ids.select(1, text_len - 1).fill_(49407);
       ids.select(1, 0).fill_(49406);
-      auto best_of = [&](auto fn) {
+      // Best and median of `reps` timed calls after one untimed call: the best is the forward's
+      // speed, the median what a run of many batches sees on a machine that is not quiet.
+      struct Timing {
+        double best, median;
+      };
+      auto time_reps = [&](auto fn) {
         fn();
-        double best = 1e30;
+        std::vector<double> seconds;
         for (int r = 0; r < reps; ++r) {
           const auto t = Clock::now();
           fn();
-          best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
+          seconds.push_back(std::chrono::duration<double>(Clock::now() - t).count());
         }
-        return best;
+        std::sort(seconds.begin(), seconds.end());
+        const size_t n = seconds.size();
+        return Timing{seconds.front(),
+                      n % 2 ? seconds[n / 2] : (seconds[n / 2 - 1] + seconds[n / 2]) / 2};
       };
       if (!trace.empty()) {
         (void)loaded.model->encode_image(images);
@@ -109,8 +118,9 @@ int main(int argc, char** argv) {
             .count();
       };
       const double t_start = epoch();
-      const double img = best_of([&] { (void)loaded.model->encode_image(images); });
-      const double txt = best_of([&] { (void)loaded.model->encode_text(ids); });
+      const Timing img_timing = time_reps([&] { (void)loaded.model->encode_image(images); });
+      const Timing txt_timing = time_reps([&] { (void)loaded.model->encode_text(ids); });
+      const double img = img_timing.best, txt = txt_timing.best;
       const double t_end = epoch();
       nlohmann::json out = {{"t_start", t_start},
                             {"t_end", t_end},
@@ -122,6 +132,8 @@ int main(int argc, char** argv) {
                             {"text_len", text_len},
                             {"image_batch_seconds", img},
                             {"text_batch_seconds", txt},
+                            {"image_batch_seconds_median", img_timing.median},
+                            {"text_batch_seconds_median", txt_timing.median},
                             {"images_per_s", batch / img},
                             {"texts_per_s", batch / txt},
                             {"pairs_per_s", batch / (img + txt)}};
