@@ -41,11 +41,12 @@ struct Decoded {
   double seconds = 0.0;
 };
 
-// Runs on a decode thread: reads the image, looks its needed spaces up in the reuse cache and
-// decodes + preprocesses it only for those that missed. Reads only what outlives the pool's queue.
+// Runs on a decode thread: reads the image, looks its needed spaces up in the reuse cache (under
+// `tables`, one per image space; null when there is no reuse cache) and decodes + preprocesses it
+// only for those that missed. Reads only what outlives the pool's queue.
 Decoded decode_image(const EmbeddingModels& models, ReuseCache& reuse,
-                     const ClipProcessorOptions& options, const ImageRef& ref,
-                     const std::vector<char>& needs) {
+                     const std::vector<CacheTable>* tables, const ClipProcessorOptions& options,
+                     const ImageRef& ref, const std::vector<char>& needs) {
   const auto start = Clock::now();
   const auto& spaces = models.image_spaces();
   Decoded d;
@@ -57,8 +58,7 @@ Decoded decode_image(const EmbeddingModels& models, ReuseCache& reuse,
   d.key = content_key(bytes.data(), bytes.size());
   bool all_cached = true;
   for (size_t s = 0; s < spaces.size(); ++s) {
-    if (needs[s] &&
-        !reuse.lookup(image_cache_table(models, static_cast<int>(s)), d.key, &d.cached[s]))
+    if (needs[s] && !(tables && reuse.lookup((*tables)[s], d.key, &d.cached[s])))
       all_cached = false;
   }
   if (!all_cached) {
@@ -185,6 +185,15 @@ PhaseResult embed_images(const ShardContext& ctx, ShardState* state) {
   std::vector<ImageFile>& files = state->files;
   ShardStats& stats = state->stats;
 
+  // The reuse cache's table per image space, shared by the shard's decode tasks (which may outlive
+  // this call when it is interrupted).
+  std::shared_ptr<const std::vector<CacheTable>> tables;
+  if (!ctx.reuse.empty()) {
+    std::vector<CacheTable> t;
+    for (size_t s = 0; s < image_spaces.size(); ++s)
+      t.push_back(image_cache_table(ctx.models, static_cast<int>(s)));
+    tables = std::make_shared<const std::vector<CacheTable>>(std::move(t));
+  }
   const int waves = static_cast<int>((files.size() + batch_size - 1) / batch_size);
   std::vector<std::future<Decoded>> pending(files.size());
   int submitted = 0;
@@ -193,9 +202,11 @@ PhaseResult embed_images(const ShardContext& ctx, ShardState* state) {
     for (size_t f = static_cast<size_t>(w) * batch_size; f < end; ++f) {
       // Captures copies and what outlives the queue (ShardContext): an interrupted shard returns
       // with tasks still queued.
-      pending[f] = ctx.pool.submit(
-          [models = &ctx.models, reuse = &ctx.reuse, options = &ctx.options, ref = files[f].ref,
-           needs = files[f].needs] { return decode_image(*models, *reuse, *options, ref, needs); });
+      pending[f] =
+          ctx.pool.submit([models = &ctx.models, reuse = &ctx.reuse, tables, options = &ctx.options,
+                           ref = files[f].ref, needs = files[f].needs] {
+            return decode_image(*models, *reuse, tables.get(), *options, ref, needs);
+          });
     }
   };
   for (int w = 0; w < waves; ++w) {

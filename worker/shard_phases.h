@@ -52,6 +52,8 @@ class ReuseCache {
 
   // The embedding of `key` in `table` into *out (resized); false when absent (out untouched).
   bool lookup(const CacheTable& table, const ContentKey& key, std::vector<float>* out);
+  // No cache file was opened: every lookup misses.
+  bool empty() const { return !reader_; }
 
  private:
   std::unique_ptr<EmbeddingCacheReader> reader_;
