@@ -1,7 +1,13 @@
-// PackedLinear on oneDNN's matmul. The weight's layout is oneDNN's choice (format_tag::any) for
-// kPackingRows rows, made once per (K, N) for the process; a call with another M builds its
-// matmul with that fixed layout, and each (M, K, N, bias) primitive is kept for the process (the
-// twelve layers of a tower share theirs).
+// PackedLinear on oneDNN's 1x1 convolution over NHWC views: x [M, K] row-major is an image of M
+// pixels with K channels, y [M, N] the NHWC result. That is what ATen's mkldnn_convolution runs
+// for these projections (brgconv_1x1 on AVX-512), with the same layout choice (oneDNN's, for
+// each M), minus the weight reorder ATen does on every call: here the weight is reordered once
+// per layout and kept. oneDNN's choice of layout varies with M (the N block is 32, 48 or 64), and
+// brgconv_1x1 has no kernel for many M with another M's layout (its reference kernel is ~1000x
+// slower), so one packed copy per layout in use (1–3 per weight). oneDNN's matmul primitive would
+// take one layout for every M but was up to 20 % slower per call (docs/PERFORMANCE.md, "Prepacked
+// projection weights"). Each (M, K, N, bias) primitive is kept for the process (the twelve layers
+// of a tower share theirs).
 #include "models/clip/packed_linear.h"
 
 #include <ATen/ATen.h>
@@ -12,6 +18,8 @@
 #include <optional>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "models/weights/host_memory.h"
 #include "shard/check.h"
@@ -21,11 +29,14 @@ namespace {
 
 using dnnl::memory;
 
-// The weights' layout is chosen for this many rows: a ViT-B/32 image micro-batch (32 images × 50
-// tokens = 1600) and a text batch (32 × ~25 tokens) are of this order. oneDNN's f32 kernels
-// block the weight by K and N only, so other M run with the same layout (tests/models/clip/
-// packed_linear_test.cpp covers M = 1 to 1600).
-constexpr memory::dim kPackingRows = 1024;
+// pack() reorders the weight at once for this many rows (a ViT-B/32 image micro-batch is 1600, a
+// text batch 32 × ~25 = 800; both take the layout oneDNN chooses here): placing the model does the
+// work, not the first batch.
+constexpr int64_t kPackingRows = 1024;
+
+// Packed copies kept per weight: oneDNN's f32 brgconv_1x1 blocks N by 32, 48 or 64. A further
+// layout (none seen) runs ATen's per-call path.
+constexpr size_t kMaxLayoutsPerWeight = 3;
 
 // Primitives kept per process beyond which new shapes are built per call (oneDNN's own primitive
 // cache still serves them): text batches bring a new M per caption length and batch size.
@@ -42,82 +53,102 @@ dnnl::stream& cpu_stream() {
   return stream;
 }
 
-memory::desc row_major(memory::dim rows, memory::dim cols) {
-  return memory::desc({rows, cols}, memory::data_type::f32, memory::format_tag::ab);
+// [rows, cols] row-major as an NHWC image of `rows` pixels (H) with `cols` channels.
+memory::desc nhwc(memory::dim rows, memory::dim cols) {
+  return memory::desc({1, cols, rows, 1}, memory::data_type::f32, memory::format_tag::nhwc);
 }
 
-struct Matmul {
-  dnnl::matmul primitive;
+memory::desc bias_desc(memory::dim n) {
+  return memory::desc({n}, memory::data_type::f32, memory::format_tag::a);
+}
+
+// A weight [N, K] as the convolution's [N, K, 1, 1] (OIHW).
+memory::dims weight_dims(memory::dim k, memory::dim n) { return {n, k, 1, 1}; }
+
+struct Conv1x1 {
+  dnnl::convolution_forward primitive;
   memory::desc weights;     // the weights' layout it was made with (oneDNN's choice for `any`)
   memory::desc scratchpad;  // size 0: none needed
 };
 
-// oneDNN's matmul for src [m, k] row-major, the packed weights, dst [m, n] row-major; nullopt
+// oneDNN's 1x1 convolution for src [m, k] row-major, `weights`, dst [m, n] row-major; nullopt
 // when oneDNN has no kernel for it. The scratchpad is the caller's (allocated per call), so that
 // one primitive may run on several threads at once.
-std::optional<Matmul> make_matmul(memory::dim m, memory::dim k, memory::dim n,
-                                  const memory::desc& weights, bool bias) {
+std::optional<Conv1x1> make_conv(memory::dim m, memory::dim k, memory::dim n,
+                                 const memory::desc& weights, bool bias) {
   try {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const memory::dims strides{1, 1}, padding{0, 0};
+    const auto kind = dnnl::prop_kind::forward_inference;
+    const auto alg = dnnl::algorithm::convolution_direct;
     const auto desc =
-        bias ? dnnl::matmul::desc(row_major(m, k), weights, row_major(1, n), row_major(m, n))
-             : dnnl::matmul::desc(row_major(m, k), weights, row_major(m, n));
-    const dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
-    return Matmul{dnnl::matmul(pd), pd.weights_desc(), pd.scratchpad_desc()};
+        bias ? dnnl::convolution_forward::desc(kind, alg, nhwc(m, k), weights, bias_desc(n),
+                                               nhwc(m, n), strides, padding, padding)
+             : dnnl::convolution_forward::desc(kind, alg, nhwc(m, k), weights, nhwc(m, n), strides,
+                                               padding, padding);
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
+    return Conv1x1{dnnl::convolution_forward(pd), pd.weights_desc(), pd.scratchpad_desc()};
   } catch (const dnnl::error&) {
     return std::nullopt;
   }
 }
 
-// The process's packed layouts and primitives.
-class MatmulRegistry {
+// The process's primitives, one per (M, K, N, bias) (the twelve layers of a tower share theirs).
+class ConvRegistry {
  public:
-  static MatmulRegistry& get() {
-    static MatmulRegistry registry;
+  static ConvRegistry& get() {
+    static ConvRegistry registry;
     return registry;
   }
 
-  // oneDNN's layout for a [K, N] weight, the same for every weight of that shape; nullopt when
-  // oneDNN cannot make a matmul for it.
-  std::optional<memory::desc> layout(memory::dim k, memory::dim n) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = layouts_.find({k, n});
-    if (it == layouts_.end()) {
-      std::optional<memory::desc> chosen;
-      const memory::desc any({k, n}, memory::data_type::f32, memory::format_tag::any);
-      if (auto mm = make_matmul(kPackingRows, k, n, any, /*bias=*/true)) chosen = mm->weights;
-      it = layouts_.emplace(std::make_pair(k, n), chosen).first;
-    }
-    return it->second;
-  }
-
-  // The matmul for M rows with the packed layout of (K, N); nullopt when oneDNN has none.
-  std::optional<Matmul> matmul(memory::dim m, memory::dim k, memory::dim n,
-                               const memory::desc& weights, bool bias) {
+  // The convolution for M rows with the weights' layout oneDNN prefers for it; nullopt when oneDNN
+  // has none.
+  std::optional<Conv1x1> conv(memory::dim m, memory::dim k, memory::dim n, bool bias) {
     const Key key{m, k, n, bias};
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (auto it = matmuls_.find(key); it != matmuls_.end()) return it->second;
+      if (auto it = convs_.find(key); it != convs_.end()) return it->second;
     }
     // Built outside the lock (tens of microseconds; two threads may both build one).
-    auto made = make_matmul(m, k, n, weights, bias);
+    const memory::desc any(weight_dims(k, n), memory::data_type::f32, memory::format_tag::any);
+    auto made = make_conv(m, k, n, any, bias);
     std::lock_guard<std::mutex> lock(mutex_);
-    if (matmuls_.size() < kMaxKeptPrimitives) matmuls_.emplace(key, made);
+    if (convs_.size() < kMaxKeptPrimitives) convs_.emplace(key, made);
     return made;
   }
 
  private:
   using Key = std::tuple<memory::dim, memory::dim, memory::dim, bool>;
   std::mutex mutex_;
-  std::map<std::pair<memory::dim, memory::dim>, std::optional<memory::desc>> layouts_;
-  std::map<Key, std::optional<Matmul>> matmuls_;
+  std::map<Key, std::optional<Conv1x1>> convs_;
 };
 
 class OneDnnLinear final : public PackedLinear {
  public:
-  OneDnnLinear(int64_t k, int64_t n, memory::desc layout, at::Tensor packed)
-      : k_(k), n_(n), layout_(std::move(layout)), packed_(std::move(packed)) {}
+  explicit OneDnnLinear(at::Tensor weight)
+      : weight_(std::move(weight)), k_(weight_.size(1)), n_(weight_.size(0)) {}
+
+  // The weight in `layout`, reordered on first use; undefined when kMaxLayoutsPerWeight are taken.
+  // Throws dnnl::error when the reorder fails.
+  at::Tensor packed(const memory::desc& layout) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [desc, data] : packs_)
+      if (desc == layout) return data;
+    if (packs_.size() >= kMaxLayoutsPerWeight) return {};
+    const auto& engine = cpu_engine();
+    // The convolution's weights are W as [N, K, 1, 1], with W's own strides.
+    const memory::desc plain(weight_dims(k_, n_), memory::data_type::f32,
+                             memory::dims{weight_.stride(0), weight_.stride(1), 1, 1});
+    memory source(plain, engine, const_cast<float*>(weight_.data_ptr<float>()));
+    auto data = host_empty({static_cast<int64_t>((layout.get_size() + 3) / 4)}, at::kFloat);
+    memory target(layout, engine, data.data_ptr());
+    auto& stream = cpu_stream();
+    dnnl::reorder(source, target).execute(stream, source, target);
+    stream.wait();
+    packs_.emplace_back(layout, data);
+    return data;
+  }
 
   at::Tensor apply(const at::Tensor& x, const at::Tensor& bias) const override {
     CLIPSHARD_CHECK(x.is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2 &&
@@ -128,40 +159,53 @@ class OneDnnLinear final : public PackedLinear {
         !has_bias || (bias.is_cpu() && bias.scalar_type() == at::kFloat && bias.numel() == n_),
         "PackedLinear [", n_, ", ", k_, "] with bias ", bias.toString(), bias.sizes());
     const int64_t m = x.size(0);
-    const auto mm = MatmulRegistry::get().matmul(m, k_, n_, layout_, has_bias);
-    if (!mm) return {};
+    const auto conv = ConvRegistry::get().conv(m, k_, n_, has_bias);
+    if (!conv) return {};
+    at::Tensor weights;
+    try {
+      weights = packed(conv->weights);
+    } catch (const dnnl::error&) {
+      return {};
+    }
+    if (!weights.defined()) return {};
     auto y = at::empty({m, n_}, x.options());
     const auto& engine = cpu_engine();
     // oneDNN takes non-const pointers; src, weights and bias are only read.
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(row_major(m, k_), engine, const_cast<float*>(x.data_ptr<float>()))},
-        {DNNL_ARG_WEIGHTS, memory(layout_, engine, const_cast<void*>(packed_.data_ptr()))},
-        {DNNL_ARG_DST, memory(row_major(m, n_), engine, y.data_ptr<float>())}};
+        {DNNL_ARG_SRC, memory(nhwc(m, k_), engine, const_cast<float*>(x.data_ptr<float>()))},
+        {DNNL_ARG_WEIGHTS, memory(conv->weights, engine, weights.data_ptr())},
+        {DNNL_ARG_DST, memory(nhwc(m, n_), engine, y.data_ptr<float>())}};
     at::Tensor b;
     if (has_bias) {
       b = bias.contiguous();
       args.emplace(DNNL_ARG_BIAS,
-                   memory(row_major(1, n_), engine, const_cast<float*>(b.data_ptr<float>())));
+                   memory(bias_desc(n_), engine, const_cast<float*>(b.data_ptr<float>())));
     }
     at::Tensor scratchpad;
-    if (const size_t bytes = mm->scratchpad.get_size(); bytes > 0) {
+    if (const size_t bytes = conv->scratchpad.get_size(); bytes > 0) {
       scratchpad = at::empty({static_cast<int64_t>(bytes)}, x.options().dtype(at::kByte));
-      args.emplace(DNNL_ARG_SCRATCHPAD, memory(mm->scratchpad, engine, scratchpad.data_ptr()));
+      args.emplace(DNNL_ARG_SCRATCHPAD, memory(conv->scratchpad, engine, scratchpad.data_ptr()));
     }
     auto& stream = cpu_stream();
-    mm->primitive.execute(stream, args);
+    conv->primitive.execute(stream, args);
     stream.wait();
     return y;
   }
 
   int64_t in_features() const override { return k_; }
   int64_t out_features() const override { return n_; }
-  size_t packed_bytes() const override { return layout_.get_size(); }
+  size_t packed_bytes() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t bytes = 0;
+    for (const auto& pack : packs_) bytes += pack.first.get_size();
+    return bytes;
+  }
 
  private:
-  int64_t k_, n_;
-  memory::desc layout_;
-  at::Tensor packed_;  // bytes in oneDNN's layout (layout_.get_size())
+  const at::Tensor weight_;  // the caller's, read when a new layout is needed
+  const int64_t k_, n_;
+  mutable std::mutex mutex_;
+  mutable std::vector<std::pair<memory::desc, at::Tensor>> packs_;  // at most kMaxLayoutsPerWeight
 };
 
 }  // namespace
@@ -172,25 +216,15 @@ std::shared_ptr<const PackedLinear> PackedLinear::pack(const at::Tensor& weight)
   if (!weight.defined() || !weight.is_cpu() || weight.scalar_type() != at::kFloat ||
       weight.dim() != 2 || weight.numel() == 0)
     return nullptr;
-  const int64_t n = weight.size(0), k = weight.size(1);
-  const auto layout = MatmulRegistry::get().layout(k, n);
-  if (!layout) return nullptr;
+  auto linear = std::make_shared<OneDnnLinear>(weight);
+  const auto conv = ConvRegistry::get().conv(kPackingRows, weight.size(1), weight.size(0), true);
+  if (!conv) return nullptr;
   try {
-    const auto& engine = cpu_engine();
-    // oneDNN's weights are [K, N]: Wᵀ, i.e. W's strides swapped.
-    const memory::desc plain({k, n}, memory::data_type::f32,
-                             memory::dims{weight.stride(1), weight.stride(0)});
-    memory source(plain, engine, const_cast<float*>(weight.data_ptr<float>()));
-    const int64_t floats = static_cast<int64_t>((layout->get_size() + 3) / 4);
-    auto packed = host_empty({floats}, at::kFloat);
-    memory target(*layout, engine, packed.data_ptr());
-    auto& stream = cpu_stream();
-    dnnl::reorder(source, target).execute(stream, source, target);
-    stream.wait();
-    return std::make_shared<OneDnnLinear>(k, n, *layout, std::move(packed));
+    if (!linear->packed(conv->weights).defined()) return nullptr;
   } catch (const dnnl::error&) {
     return nullptr;
   }
+  return linear;
 }
 
 }  // namespace clipshard

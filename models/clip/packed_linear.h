@@ -1,8 +1,9 @@
-// fp32 CPU projections whose weight is reordered once into oneDNN's preferred (blocked) layout.
-// ATen 1.13 reaches oneDNN's GEMM only through mkldnn_convolution, which reorders the plain weight
-// into that layout on every call (~8 % of a ViT-B/32 forward: docs/PERFORMANCE.md, "Prepacked
-// projection weights"). This calls oneDNN's own matmul, on the same libdnnl that LibTorch links
-// (same kernels, same OpenMP threads). Built only with CLIPSHARD_ONEDNN (cmake/Dependencies.cmake:
+// fp32 CPU projections whose weight is reordered once into oneDNN's blocked layout and kept.
+// ATen 1.13 reaches oneDNN's GEMM only through mkldnn_convolution (a 1x1 convolution over an NHWC
+// view), which reorders the plain weight into that layout on every call (docs/PERFORMANCE.md,
+// "Prepacked projection weights"). This runs the same convolution through oneDNN's own API, on
+// the libdnnl that LibTorch links (same kernels, same layouts, same OpenMP threads: the results
+// are ATen's bit for bit). Built only with CLIPSHARD_ONEDNN (cmake/Dependencies.cmake:
 // never beside a LibTorch that carries its own copy of oneDNN); without it, packed_linear_none.cpp
 // stands in and pack() always returns nullptr.
 #pragma once
@@ -18,14 +19,15 @@ namespace clipshard {
 // Whether this build can pack weights at all (false: pack() always returns nullptr).
 bool packed_linear_available();
 
-// y = x·Wᵀ + b for one fixed weight W [N, K]; immutable once packed, so apply() may be called from
-// several threads at once.
+// y = x·Wᵀ + b for one fixed weight W [N, K]. apply() may be called from several threads at once.
 class PackedLinear {
  public:
   // Reorders `weight` (fp32, CPU, [N, K], any strides: a transposed view works) into oneDNN's
-  // layout; the packed copy does not follow later changes of `weight`. Returns nullptr when this
-  // build has no oneDNN, `weight` is not such a tensor, or oneDNN cannot pack it: the caller keeps
-  // its own path then.
+  // layout. oneDNN's layout depends on the row count M as well, so a call whose M takes another
+  // layout reorders `weight` again, once, and keeps that copy too (1–3 copies per weight): the
+  // object keeps a reference to `weight`, which must not be modified afterwards (model weights
+  // never are). Returns nullptr when this build has no oneDNN, `weight` is not such a tensor, or
+  // oneDNN cannot pack it: the caller keeps its own path then.
   static std::shared_ptr<const PackedLinear> pack(const at::Tensor& weight);
 
   virtual ~PackedLinear() = default;
@@ -38,7 +40,7 @@ class PackedLinear {
 
   virtual int64_t in_features() const = 0;   // K
   virtual int64_t out_features() const = 0;  // N
-  // Bytes of the packed weight (oneDNN's blocked layout may pad N and K).
+  // Bytes of the packed copies made so far (oneDNN's blocked layouts may pad N and K).
   virtual size_t packed_bytes() const = 0;
 };
 

@@ -60,6 +60,36 @@ TEST(PackedLinear, MatchesAtLinearOnTheTowersShapes) {
   }
 }
 
+// ATen's per-call path for the same product (clip_model.cpp's linear() without packing): a 1x1
+// mkldnn_convolution over the NHWC view of x.
+at::Tensor aten_conv_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const int64_t m = x.size(0), k = x.size(1), n = w.size(0);
+  const auto image = x.as_strided({1, k, m, 1}, {m * k, 1, k, k});
+  const auto y = at::mkldnn_convolution(image, w.view({n, k, 1, 1}), b, {0, 0}, {1, 1}, {1, 1}, 1);
+  return y.permute({0, 2, 3, 1}).reshape({m, n});
+}
+
+TEST(PackedLinear, SameBitsAsAtensPerCallConvolution) {
+  SKIP_WITHOUT_ONEDNN();
+  if (!at::hasMKLDNN()) GTEST_SKIP() << "LibTorch without oneDNN";
+  // The same kernel on the same layout: switching the forward to packed weights changes no result
+  // (M = 1 is not compared: the per-call path hands it to at::linear).
+  torch::manual_seed(11);
+  for (const auto& [k, n] : std::vector<std::pair<int64_t, int64_t>>{
+           {768, 2304}, {768, 3072}, {3072, 768}, {512, 2048}, {2048, 512}}) {
+    const auto w = torch::randn({n, k}) * 0.05;
+    const auto b = torch::randn({n});
+    const auto packed = PackedLinear::pack(w);
+    ASSERT_TRUE(packed);
+    for (const int64_t m : {2, 7, 50, 83, 300, 800, 1023, 1600, 2464}) {
+      const auto x = torch::randn({m, k});
+      const auto y = packed->apply(x, b);
+      ASSERT_TRUE(y.defined());
+      EXPECT_TRUE(at::equal(y, aten_conv_linear(x, w, b))) << "M " << m << ", " << k << " -> " << n;
+    }
+  }
+}
+
 TEST(PackedLinear, PacksATransposedView) {
   SKIP_WITHOUT_ONEDNN();
   // The towers' final projections are stored [K, N] and packed as their transpose.
@@ -75,15 +105,24 @@ TEST(PackedLinear, PacksATransposedView) {
   EXPECT_LT(relative_error(y, x, w_kn.t(), at::Tensor()), 1e-5);
 }
 
-TEST(PackedLinear, KeepsItsOwnCopyOfTheWeight) {
+TEST(PackedLinear, PacksOnceFollowingLayoutsAreKept) {
   SKIP_WITHOUT_ONEDNN();
-  auto w = torch::randn({64, 32});
-  const auto x = torch::randn({5, 32});
+  // 512 -> 2048: oneDNN blocks N by 64 for 1024 rows and by 48 for 7 (two layouts, two copies).
+  torch::manual_seed(13);
+  const auto w = torch::randn({2048, 512});
   const auto packed = PackedLinear::pack(w);
   ASSERT_TRUE(packed);
-  const auto before = packed->apply(x, at::Tensor());
-  w.zero_();
-  EXPECT_TRUE(at::equal(packed->apply(x, at::Tensor()), before));
+  const size_t one = packed->packed_bytes();
+  EXPECT_GE(one, size_t{2048 * 512 * 4});
+  const auto x = torch::randn({1024, 512});
+  const auto first = packed->apply(x, at::Tensor());
+  EXPECT_EQ(packed->packed_bytes(), one);  // the layout packed up front
+  for (const int64_t m : {7, 50, 800, 1600}) packed->apply(torch::randn({m, 512}), at::Tensor());
+  const size_t all = packed->packed_bytes();
+  EXPECT_LE(all, 3 * one + 3 * 4096);  // at most kMaxLayoutsPerWeight copies
+  for (const int64_t m : {7, 50, 800, 1600}) packed->apply(torch::randn({m, 512}), at::Tensor());
+  EXPECT_EQ(packed->packed_bytes(), all);  // nothing repacked
+  EXPECT_TRUE(at::equal(packed->apply(x, at::Tensor()), first));
 }
 
 TEST(PackedLinear, SameResultWhateverTheThreadCount) {
