@@ -63,10 +63,11 @@ Packed pack_for(const DeviceChoice& choice, const at::Tensor& w) {
   return PackedLinear::pack(w);
 }
 
-// x [..., K] @ w[N, K]^T + b; `packed` (optional) is w packed for oneDNN.
+// x [..., K] @ w[N, K]^T + b; `packed` (optional) is w packed for oneDNN, used where the per-call
+// convolution below would run (its results are the same bit for bit: packed_linear.h).
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                   const PackedLinear* packed = nullptr) {
-  if (packed && x.is_cpu() && x.scalar_type() == at::kFloat) {
+  if (packed && x.is_cpu() && x.scalar_type() == at::kFloat && x.numel() > x.size(-1)) {
     auto sizes = x.sizes().vec();
     const auto y = packed->apply(x.reshape({-1, sizes.back()}).contiguous(), b);
     if (y.defined()) {
@@ -186,19 +187,6 @@ at::Tensor activate(at::Tensor x, Activation act) {
       return torch::gelu(x, "tanh");
   }
   return x;
-}
-
-// x [..., K] @ w [K, N] (the towers' final projections); `packed` (optional) is wᵀ packed.
-at::Tensor project(const at::Tensor& x, const at::Tensor& w, const PackedLinear* packed) {
-  if (packed && x.is_cpu() && x.scalar_type() == at::kFloat) {
-    auto sizes = x.sizes().vec();
-    const auto y = packed->apply(x.reshape({-1, sizes.back()}).contiguous(), at::Tensor());
-    if (y.defined()) {
-      sizes.back() = y.size(1);
-      return y.view(sizes);
-    }
-  }
-  return at::matmul(x, w.to(x.scalar_type()));
 }
 
 struct BlockTensors {
@@ -386,22 +374,23 @@ class VisionTowerImpl : public torch::nn::Module {
     x = layer_norm(x, ln_pre_w_, ln_pre_b_, dims_.layer_norm_eps);
     x = transformer_->forward(x, /*causal=*/false);
     x = layer_norm(x.select(1, 0), ln_post_w_, ln_post_b_, dims_.layer_norm_eps);
-    return project(x, proj_, proj_p_.get());
+    return at::matmul(x, proj_.to(x.scalar_type()));
   }
 
-  // Packs the patch embedding, the final projection and the transformer's projections for
-  // `choice` (nullptr where it does not use them).
+  // Packs the patch embedding and the transformer's projections for `choice` (nullptr where it
+  // does not use them). The final projection (one row per image) stays with at::matmul: it never
+  // went through oneDNN, so there is no per-call reorder to save, and its results stay as they
+  // were.
   void pack(const DeviceChoice& choice) {
     const int64_t w = dims_.vision_width, p = dims_.vision_patch;
     conv1_p_ = pack_for(choice, conv1_.view({w, 3 * p * p}));
-    proj_p_ = pack_for(choice, proj_.t());
     transformer_->pack(choice);
   }
 
  private:
   ClipDims dims_;
   at::Tensor class_embedding_, positional_embedding_, proj_, conv1_;
-  Packed conv1_p_, proj_p_;
+  Packed conv1_p_;
   at::Tensor ln_pre_w_, ln_pre_b_, ln_post_w_, ln_post_b_;
   std::shared_ptr<TransformerImpl> transformer_;
 };
@@ -514,7 +503,6 @@ void ClipModelImpl::place(const DeviceChoice& choice) {
 void ClipModelImpl::pack_weights(const DeviceChoice& choice) {
   visual_->pack(choice);
   transformer_->pack(choice);
-  text_projection_p_ = pack_for(choice, text_projection_.t());
 }
 
 double ClipModelImpl::logit_scale() const { return std::exp(logit_scale_.item<double>()); }
@@ -611,7 +599,7 @@ at::Tensor ClipModelImpl::encode_text_rows(const at::Tensor& ids_cpu, const at::
     auto rows = torch::arange(cut.size(0), torch::TensorOptions().dtype(at::kLong).device(dev));
     x = x.index({rows, pos.to(dev)});
     x = layer_norm(x, ln_final_weight_, ln_final_bias_, dims_.layer_norm_eps);
-    features = project(x, text_projection_, text_projection_p_.get());
+    features = at::matmul(x, text_projection_.to(dtype));
   }
   return features.to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
 }

@@ -26,7 +26,6 @@ DeviceChoice resolve_device(const std::string& device, const std::string& precis
 const char* precision_name(at::ScalarType dtype);
 
 class VisionTowerImpl;
-class PackedLinear;
 class TransformerImpl;
 
 class ClipModelImpl : public torch::nn::Module {
@@ -84,7 +83,6 @@ class ClipModelImpl : public torch::nn::Module {
   at::Tensor ln_final_weight_, ln_final_bias_;
   at::Tensor text_projection_;
   at::Tensor logit_scale_;
-  std::shared_ptr<const PackedLinear> text_projection_p_;  // text_projection_ᵀ packed, or nullptr
 };
 TORCH_MODULE(ClipModel);
 
