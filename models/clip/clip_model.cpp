@@ -40,7 +40,7 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 // image of M pixels with K channels, and the output [M, N] is the NHWC result (docs/
 // PERFORMANCE.md has the measurements). The convolution reorders the weight into oneDNN's blocked
 // layout on every call; where this build has oneDNN's own API (packed_linear.h) the fixed weights
-// are packed once when the model is placed and the projections run as oneDNN matmuls on them.
+// are packed when the model is placed and the same convolutions run on the packed copies.
 // CLIPSHARD_CPU_GEMM=blas forces at::linear, =conv the per-call convolution (comparisons).
 enum class CpuGemm { kBlas, kConv, kPacked };
 CpuGemm cpu_gemm() {
