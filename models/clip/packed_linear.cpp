@@ -98,6 +98,7 @@ std::optional<Conv1x1> make_conv(memory::dim m, memory::dim k, memory::dim n,
 class ConvRegistry {
  public:
   static ConvRegistry& get() {
+    cpu_engine();  // constructed first, so destroyed after the primitives that use it
     static ConvRegistry registry;
     return registry;
   }
