@@ -12,6 +12,7 @@ set -euo pipefail
 demo=(
   build-essential cmake pkg-config ca-certificates
   libtorch-dev libopenblas0-pthread        # LibTorch 1.13 (CPU) + a fast BLAS for it (~40x)
+  libdnnl-dev                               # oneDNN's headers: prepacked fp32 projections (CLIPSHARD_ONEDNN)
   libopencv-dev                             # image I/O fallbacks (WebP/BMP/TIFF), cv::Mat
   libjpeg62-turbo-dev libpng-dev libgif-dev libwebp-dev  # decoders called directly (PIL parity)
   libhdf5-dev                               # embedding cache

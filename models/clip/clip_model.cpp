@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "models/clip/packed_linear.h"
 #include "models/weights/host_memory.h"
 
 namespace clipshard {
@@ -37,18 +38,43 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 // Debian: AVX2 kernels, its own thread pool competing with OpenMP's). ATen reaches oneDNN's GEMM
 // without layout conversions through a 1x1 convolution: x [M, K] row-major is, in memory, an NHWC
 // image of M pixels with K channels, and the output [M, N] is the NHWC result (docs/
-// PERFORMANCE.md has the measurements). CLIPSHARD_CPU_GEMM=blas forces at::linear (comparisons).
-bool cpu_gemm_onednn() {
-  static const bool use = [] {
+// PERFORMANCE.md has the measurements). The convolution reorders the weight into oneDNN's blocked
+// layout on every call; where this build has oneDNN's own API (packed_linear.h) the fixed weights
+// are packed when the model is placed and the same convolutions run on the packed copies.
+// CLIPSHARD_CPU_GEMM=blas forces at::linear, =conv the per-call convolution (comparisons).
+enum class CpuGemm { kBlas, kConv, kPacked };
+CpuGemm cpu_gemm() {
+  static const CpuGemm gemm = [] {
     const char* env = std::getenv("CLIPSHARD_CPU_GEMM");
-    if (env && std::strcmp(env, "blas") == 0) return false;
-    return at::hasMKLDNN();
+    if ((env && std::strcmp(env, "blas") == 0) || !at::hasMKLDNN()) return CpuGemm::kBlas;
+    if ((env && std::strcmp(env, "conv") == 0) || !packed_linear_available()) return CpuGemm::kConv;
+    return CpuGemm::kPacked;
   }();
-  return use;
+  return gemm;
+}
+bool cpu_gemm_onednn() { return cpu_gemm() != CpuGemm::kBlas; }
+
+using Packed = std::shared_ptr<const PackedLinear>;
+
+// `w` packed for fp32 CPU forwards, or nullptr where they do not use packed weights.
+Packed pack_for(const DeviceChoice& choice, const at::Tensor& w) {
+  if (!choice.device.is_cpu() || choice.dtype != at::kFloat || cpu_gemm() != CpuGemm::kPacked)
+    return nullptr;
+  return PackedLinear::pack(w);
 }
 
-// x [..., K] @ w[N, K]^T + b.
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+// x [..., K] @ w[N, K]^T + b; `packed` (optional) is w packed for oneDNN, used where the per-call
+// convolution below would run (its results are the same bit for bit: packed_linear.h).
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                  const PackedLinear* packed = nullptr) {
+  if (packed && x.is_cpu() && x.scalar_type() == at::kFloat && x.numel() > x.size(-1)) {
+    auto sizes = x.sizes().vec();
+    const auto y = packed->apply(x.reshape({-1, sizes.back()}).contiguous(), b);
+    if (y.defined()) {
+      sizes.back() = y.size(1);
+      return y.view(sizes);
+    }
+  }
   if (x.is_cpu() && x.scalar_type() == at::kFloat && cpu_gemm_onednn()) {
     auto sizes = x.sizes().vec();
     const int64_t k = sizes.back(), n = w.size(0);
@@ -165,6 +191,7 @@ at::Tensor activate(at::Tensor x, Activation act) {
 
 struct BlockTensors {
   at::Tensor ln_1_w, ln_1_b, in_w, in_b, out_w, out_b, ln_2_w, ln_2_b, fc_w, fc_b, proj_w, proj_b;
+  Packed in_p, out_p, fc_p, proj_p;  // the four projections packed (fp32 CPU placements only)
 };
 
 }  // namespace
@@ -217,19 +244,20 @@ class TransformerImpl : public torch::nn::Module {
 #endif
     for (const auto& t : blocks_) {
       auto h = layer_norm(x, t.ln_1_w, t.ln_1_b, eps_);
-      auto qkv = linear(h, t.in_w, t.in_b).view({batch, n, 3, heads_, head_dim});
+      auto qkv = linear(h, t.in_w, t.in_b, t.in_p.get()).view({batch, n, 3, heads_, head_dim});
       at::Tensor attended;  // [B, N, width] after the output projection (may be a permuted view)
 #if TORCH_VERSION_MAJOR >= 2
       auto q = qkv.select(2, 0).transpose(1, 2);  // [B, H, N, D]
       auto k = qkv.select(2, 1).transpose(1, 2);
       auto v = qkv.select(2, 2).transpose(1, 2);
       auto o = at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
-      attended = linear(o.transpose(1, 2).reshape({batch, n, width_}), t.out_w, t.out_b);
+      attended =
+          linear(o.transpose(1, 2).reshape({batch, n, width_}), t.out_w, t.out_b, t.out_p.get());
 #else
       if (x.is_cpu() && x.scalar_type() == at::kFloat && cpu_gemm_onednn()) {
         const auto o = cpu_attention_onednn(qkv, scale, mask);  // [N, B, width]
         // The projection works row by row: it takes the sequence-major rows as they are.
-        if (o.defined()) attended = linear(o, t.out_w, t.out_b).permute({1, 0, 2});
+        if (o.defined()) attended = linear(o, t.out_w, t.out_b, t.out_p.get()).permute({1, 0, 2});
       }
       if (!attended.defined()) attended = bmm_attention(qkv, scale, mask, t);
 #endif
@@ -242,15 +270,28 @@ class TransformerImpl : public torch::nn::Module {
         // in-place silu_ pass instead of three passes and a temporary (docs/PERFORMANCE.md, "Where
         // the forward's time goes"). Only [width]- and [mlp]-sized vectors are scaled per call.
         h = layer_norm(x, t.ln_2_w * kQuickGeluScale, t.ln_2_b * kQuickGeluScale, eps_);
-        auto u = linear(h, t.fc_w, t.fc_b * kQuickGeluScale);
+        auto u = linear(h, t.fc_w, t.fc_b * kQuickGeluScale, t.fc_p.get());
         at::silu_(u);
-        x.add_(linear(u, t.proj_w, t.proj_b * kQuickGeluScale), 1.0 / kQuickGeluScale);
+        x.add_(linear(u, t.proj_w, t.proj_b * kQuickGeluScale, t.proj_p.get()),
+               1.0 / kQuickGeluScale);
       } else {
         h = layer_norm(x, t.ln_2_w, t.ln_2_b, eps_);
-        x.add_(linear(activate(linear(h, t.fc_w, t.fc_b), act_), t.proj_w, t.proj_b));
+        x.add_(linear(activate(linear(h, t.fc_w, t.fc_b, t.fc_p.get()), act_), t.proj_w, t.proj_b,
+                      t.proj_p.get()));
       }
     }
     return x;
+  }
+
+  // Packs the four projections of every block for `choice` (nullptr where it does not use them:
+  // the per-call path stays).
+  void pack(const DeviceChoice& choice) {
+    for (auto& t : blocks_) {
+      t.in_p = pack_for(choice, t.in_w);
+      t.out_p = pack_for(choice, t.out_w);
+      t.fc_p = pack_for(choice, t.fc_w);
+      t.proj_p = pack_for(choice, t.proj_w);
+    }
   }
 
  private:
@@ -277,7 +318,7 @@ class TransformerImpl : public torch::nn::Module {
       auto out = o3.narrow(0, c0, c);
       at::bmm_out(out, at::softmax(scores, -1).to(v.scalar_type()), v.narrow(0, c0, c));
     }
-    return linear(o.transpose(1, 2).reshape({batch, n, width_}), t.out_w, t.out_b);
+    return linear(o.transpose(1, 2).reshape({batch, n, width_}), t.out_w, t.out_b, t.out_p.get());
   }
 #endif
 
@@ -322,7 +363,8 @@ class VisionTowerImpl : public torch::nn::Module {
       const auto patches = images.reshape({batch, 3, grid, p, grid, p})
                                .permute({0, 2, 4, 1, 3, 5})
                                .reshape({batch, grid * grid, 3 * p * p});
-      x = linear(patches, conv1_.view({w, 3 * p * p}), at::Tensor());  // [B, grid², W]
+      x = linear(patches, conv1_.view({w, 3 * p * p}), at::Tensor(),
+                 conv1_p_.get());  // [B, grid², W]
     } else {
       x = at::conv2d(images, conv1_.to(images.scalar_type()), {}, {p});
       x = x.flatten(2).transpose(1, 2);  // [B, grid², W]
@@ -335,9 +377,20 @@ class VisionTowerImpl : public torch::nn::Module {
     return at::matmul(x, proj_.to(x.scalar_type()));
   }
 
+  // Packs the patch embedding and the transformer's projections for `choice` (nullptr where it
+  // does not use them). The final projection (one row per image) stays with at::matmul: it never
+  // went through oneDNN, so there is no per-call reorder to save, and its results stay as they
+  // were.
+  void pack(const DeviceChoice& choice) {
+    const int64_t w = dims_.vision_width, p = dims_.vision_patch;
+    conv1_p_ = pack_for(choice, conv1_.view({w, 3 * p * p}));
+    transformer_->pack(choice);
+  }
+
  private:
   ClipDims dims_;
   at::Tensor class_embedding_, positional_embedding_, proj_, conv1_;
+  Packed conv1_p_;
   at::Tensor ln_pre_w_, ln_pre_b_, ln_post_w_, ln_post_b_;
   std::shared_ptr<TransformerImpl> transformer_;
 };
@@ -435,11 +488,21 @@ void ClipModelImpl::load_weights(const StateDict& openai, const std::string& sou
     // is fp32): no copy, no page faults on fresh memory.
     param.set_(host_contiguous_float(it->second).view(param.sizes()));
   }
+  // The packed copies of the old weights are stale; before place() nothing is packed yet (the
+  // loader loads, then places: one packing).
+  if (placed_) pack_weights(placement_);
 }
 
 void ClipModelImpl::place(const DeviceChoice& choice) {
   to(choice.device, choice.dtype);
   placement_ = choice;
+  placed_ = true;
+  pack_weights(choice);
+}
+
+void ClipModelImpl::pack_weights(const DeviceChoice& choice) {
+  visual_->pack(choice);
+  transformer_->pack(choice);
 }
 
 double ClipModelImpl::logit_scale() const { return std::exp(logit_scale_.item<double>()); }

@@ -39,7 +39,9 @@ class ClipModelImpl : public torch::nn::Module {
   void load_weights(const StateDict& openai, const std::string& source = "");
 
   // Moves to the device/dtype. LayerNorm and softmax run in fp32 even in fp16, as CLIP's LayerNorm
-  // subclass does.
+  // subclass does. For fp32 on the CPU the projection weights are also packed for oneDNN
+  // (models/clip/packed_linear.h; a second copy of them, in oneDNN's layout) where the build has
+  // it.
   void place(const DeviceChoice& choice);
 
   // images: float [B, 3, R, R] (R = dims().image_resolution), any device. Returns the raw
@@ -66,9 +68,13 @@ class ClipModelImpl : public torch::nn::Module {
   int64_t micro_batch(int64_t tokens, int64_t width, int64_t mlp) const;
   // encode_text for validated CPU ids and their pooled positions.
   at::Tensor encode_text_rows(const at::Tensor& ids_cpu, const at::Tensor& pos);
+  // (Re)packs the projection weights for `choice`, or drops the packed copies where it does not use
+  // them: called by place() and after load_weights().
+  void pack_weights(const DeviceChoice& choice);
 
   ClipDims dims_;
   DeviceChoice placement_;
+  bool placed_ = false;  // place() was called (weights are packed from then on)
   std::shared_ptr<VisionTowerImpl> visual_;
   std::shared_ptr<TransformerImpl> transformer_;
   at::Tensor token_embedding_;
